@@ -1,0 +1,324 @@
+//! One outgoing frame and its byte accounting, independent of the protocol version.
+//!
+//! Every frame msgr v1 and msgr2 send has the same three parts:
+//!
+//! ```text
+//!  | head ............ | body ........................... | tail ...... |
+//!  | v1: tag + header  | front | middle | data chunks ... | v1: footer  |
+//!  | v2: preamble+hdr2 |                                  | v2: epilogue|
+//!  0                head_len                    head_len+body_len      len
+//! ```
+//!
+//! * the **head** is small, encoded into the frame itself, and always goes out intact once
+//!   its first byte is on the wire (a peer that has part of a header needs all of it);
+//! * the **body** points into the caller's [`Bytes`](bytes::Bytes) and is never copied;
+//! * the **tail** is small and encoded into the frame.
+//!
+//! `written` counts the bytes of the frame the caller has acknowledged as written. When a
+//! started frame is aborted, every body byte at or after `max(written, head_len)` goes out
+//! as zeros from a shared static buffer, and the tail is replaced by what the protocol
+//! sends for an aborted frame (v1: the unsent rest of the footer as zeros). The frame's
+//! length never changes, so the peer's framing is kept exactly.
+
+use std::io::IoSlice;
+
+use bytes::Bytes;
+
+/// Capacity of an inline head (v1 uses 54 bytes: tag + header).
+pub(crate) const HEAD_CAP: usize = 96;
+/// Capacity of an inline tail (v1 uses 21 or 13 bytes).
+pub(crate) const TAIL_CAP: usize = 32;
+
+/// Zeros handed out for aborted bytes. One static buffer; never allocated per message.
+pub(crate) static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+/// Small inline byte buffer for a head or tail.
+#[derive(Clone, Copy)]
+pub(crate) struct Inline<const N: usize> {
+    bytes: [u8; N],
+    len: u8,
+}
+
+impl<const N: usize> Inline<N> {
+    pub(crate) fn new(src: &[u8]) -> Self {
+        debug_assert!(src.len() <= N && N <= 255);
+        let mut bytes = [0u8; N];
+        let len = src.len().min(N);
+        bytes[..len].copy_from_slice(&src[..len]);
+        Self {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+}
+
+/// The body of a frame: borrowed views of the caller's sections, in wire order.
+#[derive(Clone, Copy)]
+pub(crate) struct BodyRef<'a> {
+    pub(crate) sections: [&'a [u8]; 2],
+    pub(crate) chunks: &'a [Bytes],
+}
+
+impl<'a> BodyRef<'a> {
+    /// Every piece of the body in order (empty pieces included).
+    fn pieces(self) -> impl Iterator<Item = &'a [u8]> {
+        self.sections
+            .into_iter()
+            .chain(self.chunks.iter().map(|c| &c[..]))
+    }
+}
+
+/// Accounting for one frame on the current connection.
+pub(crate) struct OutFrame {
+    /// Encoded head; goes out intact once started.
+    head: Inline<HEAD_CAP>,
+    /// Total body length (front + middle + data).
+    body_len: u64,
+    /// Encoded tail. After an abort it holds what the protocol sends instead.
+    tail: Inline<TAIL_CAP>,
+    /// Bytes of this frame acknowledged as written. Invariant: `written <= len()`.
+    written: u64,
+    /// Set by [`OutFrame::abort`]: body bytes from `max(written, head_len)` on are zeros.
+    /// Invariant: only ever set while `0 < written < len()`.
+    aborted: bool,
+}
+
+/// What an abort left owed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AbortOwed {
+    /// Head bytes still to go out intact.
+    pub(crate) head_left: u64,
+    /// Body and tail bytes that go out as zeros (or, for v2, as the aborted epilogue).
+    pub(crate) zeros: u64,
+}
+
+impl OutFrame {
+    pub(crate) fn new(head: &[u8], body_len: u64, tail: &[u8]) -> Self {
+        Self {
+            head: Inline::new(head),
+            body_len,
+            tail: Inline::new(tail),
+            written: 0,
+            aborted: false,
+        }
+    }
+
+    fn head_len(&self) -> u64 {
+        self.head.len() as u64
+    }
+
+    /// Length of the tail.
+    pub(crate) fn tail_len(&self) -> usize {
+        self.tail.len()
+    }
+
+    /// Total wire length of the frame.
+    pub(crate) fn len(&self) -> u64 {
+        self.head_len() + self.body_len + self.tail.len() as u64
+    }
+
+    /// Bytes not yet acknowledged.
+    pub(crate) fn remaining(&self) -> u64 {
+        self.len() - self.written
+    }
+
+    pub(crate) fn started(&self) -> bool {
+        self.written > 0
+    }
+
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted
+    }
+
+    /// Acknowledges up to `n` bytes; returns how many were taken.
+    pub(crate) fn advance(&mut self, n: u64) -> u64 {
+        let take = n.min(self.remaining());
+        self.written += take;
+        take
+    }
+
+    /// Aborts a started, unfinished frame: the rest of the head stays, the rest of the body
+    /// becomes zeros and the unsent part of the tail is replaced by `aborted_tail`'s bytes
+    /// at the same offsets. Returns what is still owed.
+    pub(crate) fn abort(&mut self, aborted_tail: &[u8]) -> AbortOwed {
+        debug_assert!(self.started() && self.remaining() > 0 && !self.aborted);
+        debug_assert_eq!(aborted_tail.len(), self.tail.len());
+        let tail_start = self.head_len() + self.body_len;
+        // Tail bytes already written stay as they were; the rest come from `aborted_tail`.
+        let sent_of_tail = self.written.saturating_sub(tail_start) as usize;
+        let mut tail = [0u8; TAIL_CAP];
+        tail[..self.tail.len()].copy_from_slice(self.tail.as_slice());
+        let end = aborted_tail.len().min(self.tail.len());
+        if sent_of_tail < end {
+            tail[sent_of_tail..end].copy_from_slice(&aborted_tail[sent_of_tail..end]);
+        }
+        self.tail = Inline::new(&tail[..self.tail.len()]);
+        self.aborted = true;
+        let head_left = self.head_len().saturating_sub(self.written);
+        AbortOwed {
+            head_left,
+            zeros: self.remaining() - head_left,
+        }
+    }
+
+    /// Pushes the unwritten bytes of the frame into `out` as slices, at most `out.len()`
+    /// of them; `body` must describe this frame's body (ignored once aborted). Returns the
+    /// number of slices and bytes pushed, and whether the whole frame fit.
+    pub(crate) fn fill<'a>(
+        &'a self,
+        body: BodyRef<'a>,
+        out: &mut [IoSlice<'a>],
+    ) -> (usize, u64, bool) {
+        let mut filler = Filler {
+            out,
+            used: 0,
+            bytes: 0,
+        };
+        let mut pos = 0u64; // wire offset of the piece being considered
+        let skip = self.written;
+        let ok = (|| {
+            filler.piece(&mut pos, skip, self.head.as_slice())?;
+            if self.aborted {
+                let zero_from = skip.max(self.head_len());
+                let body_end = self.head_len() + self.body_len;
+                pos = zero_from;
+                let mut left = body_end.saturating_sub(zero_from);
+                while left > 0 {
+                    let n = left.min(ZEROS.len() as u64) as usize;
+                    filler.piece(&mut pos, skip, &ZEROS[..n])?;
+                    left -= n as u64;
+                }
+                pos = body_end;
+            } else {
+                for piece in body.pieces() {
+                    filler.piece(&mut pos, skip, piece)?;
+                }
+            }
+            filler.piece(&mut pos, skip, self.tail.as_slice())
+        })()
+        .is_some();
+        (filler.used, filler.bytes, ok)
+    }
+}
+
+/// Appends slices to an output array, skipping what is already written.
+struct Filler<'o, 'a> {
+    out: &'o mut [IoSlice<'a>],
+    used: usize,
+    bytes: u64,
+}
+
+impl<'a> Filler<'_, 'a> {
+    /// Offers the part of `piece` (which starts at wire offset `*pos`) that lies at or after
+    /// `skip`. Returns `None` when the output is full.
+    fn piece(&mut self, pos: &mut u64, skip: u64, piece: &'a [u8]) -> Option<()> {
+        let start = *pos;
+        *pos += piece.len() as u64;
+        if *pos <= skip || piece.is_empty() {
+            return Some(());
+        }
+        let from = skip.saturating_sub(start) as usize;
+        let slot = self.out.get_mut(self.used)?;
+        *slot = IoSlice::new(&piece[from..]);
+        self.used += 1;
+        self.bytes += (piece.len() - from) as u64;
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(f: &OutFrame, body: BodyRef<'_>) -> Vec<u8> {
+        let mut slots = [IoSlice::new(&[]); 64];
+        let (n, bytes, whole) = f.fill(body, &mut slots);
+        assert!(whole);
+        let v: Vec<u8> = slots[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(v.len() as u64, bytes);
+        v
+    }
+
+    #[test]
+    fn fill_skips_written_bytes_and_aborts_keep_the_length() {
+        let front = [1u8, 2, 3];
+        let chunks = [Bytes::from_static(&[4, 5]), Bytes::from_static(&[6])];
+        let body = BodyRef {
+            sections: [&front, &[]],
+            chunks: &chunks,
+        };
+        let mut f = OutFrame::new(&[9, 9], 6, &[7, 7, 7]);
+        assert_eq!(f.len(), 11);
+        assert_eq!(collect(&f, body), [9, 9, 1, 2, 3, 4, 5, 6, 7, 7, 7]);
+        f.advance(3);
+        assert_eq!(collect(&f, body), [2, 3, 4, 5, 6, 7, 7, 7]);
+        let owed = f.abort(&[0, 0, 0]);
+        assert_eq!(
+            owed,
+            AbortOwed {
+                head_left: 0,
+                zeros: 8
+            }
+        );
+        assert_eq!(collect(&f, body), [0; 8]);
+
+        let mut f = OutFrame::new(&[9, 9], 6, &[7, 7, 7]);
+        f.advance(1);
+        assert_eq!(
+            f.abort(&[0, 0, 0]),
+            AbortOwed {
+                head_left: 1,
+                zeros: 9
+            }
+        );
+        assert_eq!(collect(&f, body), [9, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+
+        let mut f = OutFrame::new(&[9, 9], 6, &[7, 7, 7]);
+        f.advance(9);
+        assert_eq!(
+            f.abort(&[0, 0, 0]),
+            AbortOwed {
+                head_left: 0,
+                zeros: 2
+            }
+        );
+        assert_eq!(collect(&f, body), [0, 0]);
+    }
+
+    #[test]
+    fn fill_stops_when_out_of_slices() {
+        let front = [1u8; 10];
+        let body = BodyRef {
+            sections: [&front, &[]],
+            chunks: &[],
+        };
+        let f = OutFrame::new(&[9], 10, &[7]);
+        let mut slots = [IoSlice::new(&[]); 2];
+        let (n, bytes, whole) = f.fill(body, &mut slots);
+        assert_eq!((n, bytes, whole), (2, 11, false));
+    }
+
+    #[test]
+    fn long_aborts_use_several_zero_slices() {
+        let data = vec![5u8; 200_000];
+        let chunks = [Bytes::from(data)];
+        let body = BodyRef {
+            sections: [&[], &[]],
+            chunks: &chunks,
+        };
+        let mut f = OutFrame::new(&[1; 54], 200_000, &[2; 21]);
+        f.advance(60);
+        f.abort(&[0; 21]);
+        let out = collect(&f, body);
+        assert_eq!(out.len() as u64, f.remaining());
+        assert!(out.iter().all(|&b| b == 0));
+    }
+}
