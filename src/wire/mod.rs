@@ -14,6 +14,7 @@ pub mod control;
 pub mod crc;
 pub mod entity;
 pub mod footer;
+pub mod handshake;
 pub mod header;
 
 use std::fmt;
@@ -103,6 +104,12 @@ pub enum DecodeError {
     UnknownTag(u8),
     /// An entity type outside mon/mds/osd/client/auth/mgr.
     UnknownEntityType(u8),
+    /// The peer's first 9 bytes are not the msgr v1 banner `ceph v027`.
+    BadBanner([u8; 9]),
+    /// The peer sent the msgr2 banner `ceph v2\n`: it does not speak msgr v1 on this port.
+    Msgr2Banner,
+    /// A legacy entity address whose (big-endian) family is not 0, AF_INET or AF_INET6.
+    UnknownAddrFamily(u16),
 }
 
 impl fmt::Display for DecodeError {
@@ -117,6 +124,15 @@ impl fmt::Display for DecodeError {
             ),
             Self::UnknownTag(t) => write!(f, "unknown tag {t}"),
             Self::UnknownEntityType(t) => write!(f, "unknown entity type {t:#x}"),
+            Self::BadBanner(b) => write!(
+                f,
+                "bad banner \"{}\", expected \"ceph v027\"",
+                b.escape_ascii()
+            ),
+            Self::Msgr2Banner => write!(f, "peer sent the msgr2 banner; it does not speak msgr v1"),
+            Self::UnknownAddrFamily(fam) => {
+                write!(f, "unknown address family {fam} in entity address")
+            }
         }
     }
 }
