@@ -91,11 +91,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod conn;
 pub mod message;
+pub mod recv;
 pub mod replay;
 pub mod send;
 pub mod wire;
 
+pub use conn::{Config, Connection, Event};
 pub use message::Message;
 pub use send::{
     AdvanceError, FrameInfo, Messenger, MsgId, MsgStatus, QueueError, Revoked, Transmit,

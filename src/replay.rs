@@ -342,7 +342,7 @@ pub fn run(events: &[Event]) -> Outcome {
                         }
                         let k = share.min(f.remaining);
                         share -= k;
-                        if let Some(&i) = by_msg.get(&f.id) {
+                        if let Some(&i) = f.id.and_then(|id| by_msg.get(&id)) {
                             out.messages[i].seq = Some(f.seq);
                             let w = &mut out.messages[i].written;
                             match w.last_mut() {

@@ -29,9 +29,10 @@ use queue::{SendQueue, Stage};
 
 use crate::message::Message;
 use crate::wire::{
-    ceph_crc32c, footer::MAX_FOOTER_LEN, tag, EntityName, Footer, FooterKind, MsgHeader,
-    FOOTER_COMPLETE, MSG_HEAD_LEN,
+    ceph_crc32c, control::MAX_CONTROL_LEN, footer::MAX_FOOTER_LEN, tag, Control, EntityName,
+    Footer, FooterKind, MsgHeader, FOOTER_COMPLETE, MSG_HEAD_LEN,
 };
+use bytes::Bytes;
 
 /// At most this many frames are staged (described to the caller) at once.
 const MAX_STAGED_FRAMES: usize = 64;
@@ -109,11 +110,14 @@ pub enum QueueError {
         /// Its length.
         len: u64,
     },
+    /// The connection has ended.
+    Closed,
 }
 
 impl fmt::Display for QueueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Closed => f.write_str("the connection is closed"),
             Self::SectionTooLong { section, len } => write!(
                 f,
                 "message {section} section is {len} bytes; the header allows at most {}",
@@ -149,17 +153,40 @@ impl std::error::Error for AdvanceError {}
 
 /// A frame described to the caller on the current connection.
 struct Staged {
-    id: MsgId,
-    /// The seq in the frame's header (provisional until its first byte is written).
+    kind: Kind,
+    /// The seq in the frame's header (provisional until its first byte is written; 0 for
+    /// control records).
     seq: u64,
     frame: OutFrame,
+}
+
+/// What a staged frame carries.
+enum Kind {
+    /// A queued message (its body lives in the queue entry until the frame is aborted).
+    Msg(MsgId),
+    /// Connection-level bytes: handshake records, ACK, keepalives, CLOSE. The head holds
+    /// short records; longer ones are the body.
+    Raw {
+        body: Bytes,
+        /// This is an ACK whose value may still be raised (not started).
+        ack: bool,
+    },
+}
+
+impl Staged {
+    fn msg_id(&self) -> Option<MsgId> {
+        match self.kind {
+            Kind::Msg(id) => Some(id),
+            Kind::Raw { .. } => None,
+        }
+    }
 }
 
 /// One frame offered by a [`Transmit`], as listed by [`Transmit::frames`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameInfo {
-    /// The message.
-    pub id: MsgId,
+    /// The message, or `None` for connection-level bytes (handshake, ACK, keepalive).
+    pub id: Option<MsgId>,
     /// The seq its header carries: fixed once its first byte is written.
     pub seq: u64,
     /// Bytes of its frame still to go out.
@@ -223,6 +250,8 @@ pub struct Messenger {
     offered: u64,
     /// Connections so far: 0 until the first reset.
     connection: u64,
+    /// While set, messages are not staged (the connection is not open); raw frames are.
+    hold: bool,
 }
 
 impl fmt::Debug for Messenger {
@@ -256,6 +285,7 @@ impl Messenger {
             acked: 0,
             offered: 0,
             connection: 0,
+            hold: false,
         }
     }
 
@@ -318,7 +348,7 @@ impl Messenger {
     /// Whether there are bytes to write on the current connection.
     #[must_use]
     pub fn wants_write(&self) -> bool {
-        self.staged_bytes > 0 || self.queue.next_live(self.next_stage).is_some()
+        self.staged_bytes > 0 || (!self.hold && self.queue.next_live(self.next_stage).is_some())
     }
 
     /// Queues a message at the end of the send order.
@@ -370,7 +400,7 @@ impl Messenger {
                 Revoked::Removed { seq }
             }
             Stage::Staged => {
-                if let Some(pos) = self.staged.iter().position(|s| s.id == id) {
+                if let Some(pos) = self.staged.iter().position(|s| s.msg_id() == Some(id)) {
                     self.unstage_from(pos);
                 }
                 self.queue.remove(id.0);
@@ -412,7 +442,11 @@ impl Messenger {
             match e.stage {
                 Stage::Started => continue,
                 Stage::Staged => {
-                    if let Some(pos) = self.staged.iter().position(|s| s.id.0 == next) {
+                    if let Some(pos) = self
+                        .staged
+                        .iter()
+                        .position(|s| s.msg_id() == Some(MsgId(next)))
+                    {
                         self.offered = 0;
                         self.unstage_from(pos);
                     }
@@ -427,10 +461,7 @@ impl Messenger {
     /// forgotten; every unacknowledged message that has a seq is requeued ahead of the
     /// unstarted ones, to be resent with its original seq on the next connection.
     pub fn reset(&mut self) {
-        self.staged.clear();
-        self.staged_bytes = 0;
-        self.staged_unseq = 0;
-        self.offered = 0;
+        self.clear_staged();
         self.connection += 1;
         let ids: Vec<u64> = self.queue.live_ids_before(self.next_stage).collect();
         for id in ids {
@@ -468,8 +499,7 @@ impl Messenger {
             let Some(front) = self.staged.front_mut() else {
                 break; // unreachable: offered never exceeds staged_bytes
             };
-            let id = front.id;
-            if !front.frame.started() {
+            if let (false, Some(id)) = (front.frame.started(), front.msg_id()) {
                 if let Some(e) = self.queue.get_mut(id.0) {
                     if e.seq.is_none() {
                         self.out_seq += 1;
@@ -484,8 +514,8 @@ impl Messenger {
             self.staged_bytes -= took;
             if front.frame.remaining() == 0 {
                 let done = self.staged.pop_front().expect("front exists");
-                if !done.frame.is_aborted() {
-                    self.finish(done.id);
+                if let (false, Some(id)) = (done.frame.is_aborted(), done.msg_id()) {
+                    self.finish(id);
                 }
             }
         }
@@ -507,6 +537,102 @@ impl Messenger {
         Ok(n)
     }
 
+    /// While `hold` is set no message is offered (the connection is not open); bytes pushed
+    /// with [`push_raw`](Self::push_raw) still are. Setting it withdraws message frames
+    /// that were offered but not started.
+    pub fn set_hold(&mut self, hold: bool) {
+        self.hold = hold;
+        if hold {
+            self.unstage_unstarted();
+        }
+    }
+
+    /// Whether messages are held back.
+    #[must_use]
+    pub fn is_held(&self) -> bool {
+        self.hold
+    }
+
+    /// Queues connection-level bytes (a handshake record, a keepalive, CLOSE) at the next
+    /// frame boundary: after the frame being written and any bytes pushed before, ahead of
+    /// every message not yet started. Voids the current offer.
+    pub fn push_raw(&mut self, bytes: Bytes) {
+        self.insert_raw(OutFrame::new(&[], bytes.len() as u64, &[]), bytes, false);
+    }
+
+    /// Queues a control record (encoded inline, no allocation) like [`push_raw`](Self::push_raw).
+    pub fn push_control(&mut self, c: Control) {
+        let mut b = [0u8; MAX_CONTROL_LEN];
+        let n = c.encode(&mut b);
+        self.insert_raw(OutFrame::new(&b[..n], 0, &[]), Bytes::new(), false);
+    }
+
+    /// Acknowledges every incoming seq up to `seq` to the peer: an ACK record at the next
+    /// frame boundary, or, if one is already waiting there unstarted, that record raised
+    /// to `seq` (acks are cumulative, so one is enough).
+    pub fn push_ack(&mut self, seq: u64) {
+        let mut b = [0u8; MAX_CONTROL_LEN];
+        let n = Control::Ack(seq).encode(&mut b);
+        if let Some(s) = self
+            .staged
+            .iter_mut()
+            .find(|s| matches!(s.kind, Kind::Raw { ack: true, .. }) && !s.frame.started())
+        {
+            s.frame = OutFrame::new(&b[..n], 0, &[]);
+            self.offered = 0;
+            return;
+        }
+        self.insert_raw(OutFrame::new(&b[..n], 0, &[]), Bytes::new(), true);
+    }
+
+    fn insert_raw(&mut self, frame: OutFrame, body: Bytes, ack: bool) {
+        let mut pos = usize::from(self.staged.front().is_some_and(|s| s.frame.started()));
+        while self
+            .staged
+            .get(pos)
+            .is_some_and(|s| matches!(s.kind, Kind::Raw { .. }))
+        {
+            pos += 1;
+        }
+        self.staged_bytes += frame.remaining();
+        self.offered = 0;
+        self.staged.insert(
+            pos,
+            Staged {
+                kind: Kind::Raw { body, ack },
+                seq: 0,
+                frame,
+            },
+        );
+    }
+
+    /// Removes every message and returns them in queue order (for a lossy connection that
+    /// closed, or a session reset). With `session` set, `out_seq` and the ack state start
+    /// over (a new session); otherwise they are kept.
+    pub fn drain(&mut self, session: bool) -> Vec<(MsgId, Message)> {
+        self.clear_staged();
+        let mut out = Vec::with_capacity(self.queue.len());
+        while let Some(id) = self.queue.next_live(self.queue.base_id()) {
+            if let Some(e) = self.queue.remove(id) {
+                out.push((MsgId(id), e.msg));
+            }
+        }
+        self.next_stage = self.queue.base_id();
+        if session {
+            self.out_seq = 0;
+            self.acked = 0;
+        }
+        out
+    }
+
+    /// Forgets every staged frame (and so any owed bytes) and the current offer.
+    fn clear_staged(&mut self) {
+        self.staged.clear();
+        self.staged_bytes = 0;
+        self.staged_unseq = 0;
+        self.offered = 0;
+    }
+
     /// A frame's last byte was acknowledged.
     fn finish(&mut self, id: MsgId) {
         let acked = self.acked;
@@ -521,7 +647,10 @@ impl Messenger {
 
     /// Stages frames until the batch limits are reached or nothing is left.
     fn stage_more(&mut self) {
-        while self.staged.len() < MAX_STAGED_FRAMES && self.staged_bytes < MAX_STAGED_BYTES {
+        while !self.hold
+            && self.staged.len() < MAX_STAGED_FRAMES
+            && self.staged_bytes < MAX_STAGED_BYTES
+        {
             let Some(id) = self.queue.next_live(self.next_stage) else {
                 break;
             };
@@ -540,7 +669,7 @@ impl Messenger {
             let frame = encode_v1_frame(e, seq, src, footer);
             self.staged_bytes += frame.remaining();
             self.staged.push_back(Staged {
-                id: MsgId(id),
+                kind: Kind::Msg(MsgId(id)),
                 seq,
                 frame,
             });
@@ -550,14 +679,19 @@ impl Messenger {
     /// Drops staged frames from `pos` on (none of them started); their messages go back to
     /// `Queued` and will be staged again with fresh provisional seqs.
     fn unstage_from(&mut self, pos: usize) {
-        let Some(first) = self.staged.get(pos) else {
+        // Raw frames sit right after the started frame, before every unstarted message
+        // frame, so from the first unstarted message frame on everything is a message.
+        let Some(pos) = (pos..self.staged.len()).find(|&i| self.staged[i].msg_id().is_some())
+        else {
             return;
         };
+        let first = &self.staged[pos];
         debug_assert!(!first.frame.started());
-        self.next_stage = first.id.0;
+        self.next_stage = first.msg_id().map_or(self.next_stage, |id| id.0);
         for s in self.staged.drain(pos..) {
             self.staged_bytes -= s.frame.remaining();
-            if let Some(e) = self.queue.get_mut(s.id.0) {
+            let Some(id) = s.msg_id() else { continue };
+            if let Some(e) = self.queue.get_mut(id.0) {
                 if e.seq.is_none() {
                     self.staged_unseq -= 1;
                 }
@@ -643,19 +777,22 @@ impl<'a> Transmit<'a> {
     pub fn fill(&self, out: &mut [IoSlice<'a>]) -> usize {
         let mut used = 0;
         for s in &self.m.staged {
-            let body = if s.frame.is_aborted() {
-                BodyRef {
+            let body = match &s.kind {
+                _ if s.frame.is_aborted() => BodyRef {
                     sections: [&[], &[]],
                     chunks: &[],
-                }
-            } else {
-                match self.m.queue.get(s.id.0) {
+                },
+                Kind::Raw { body, .. } => BodyRef {
+                    sections: [body, &[]],
+                    chunks: &[],
+                },
+                Kind::Msg(id) => match self.m.queue.get(id.0) {
                     Some(e) => BodyRef {
                         sections: [&e.msg.front, &e.msg.middle],
                         chunks: &e.msg.data,
                     },
                     None => break, // unreachable: a live frame always has its entry
-                }
+                },
             };
             let (n, _, whole) = s.frame.fill(body, &mut out[used..]);
             used += n;
@@ -670,7 +807,7 @@ impl<'a> Transmit<'a> {
     /// are written).
     pub fn frames(&self) -> impl Iterator<Item = FrameInfo> + 'a {
         self.m.staged.iter().map(|s| FrameInfo {
-            id: s.id,
+            id: s.msg_id(),
             seq: s.seq,
             remaining: s.frame.remaining(),
         })

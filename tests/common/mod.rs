@@ -1,4 +1,5 @@
 #![allow(dead_code)]
 pub mod gen;
 pub mod oracle;
+pub mod sim;
 pub mod v1parse;

@@ -1,0 +1,263 @@
+//! The receive side of an open msgr v1 stream: an incremental parser fed with any split of
+//! the incoming bytes (one byte at a time works) that yields whole records.
+//!
+//! Bytes are buffered until a record is complete; a message's sections are then split off
+//! the buffer as [`Bytes`] without copying. The buffer never holds more than one record
+//! plus what the caller fed ahead of it, and a record is never larger than the
+//! [`Limits`]: a hostile length is refused as soon as the header arrives, before any
+//! memory is reserved for it.
+
+use std::fmt;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::wire::{
+    ceph_crc32c, header::HEADER_LEN, tag, Control, DecodeError, Footer, FooterKind, MsgHeader,
+    FOOTER_NOCRC,
+};
+
+/// Largest sections a peer may announce (defaults follow the kernel client:
+/// `CEPH_MSG_MAX_FRONT_LEN`/`MIDDLE_LEN` 16 MiB, `CEPH_MSG_MAX_DATA_LEN` 64 MiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum front length.
+    pub front: u32,
+    /// Maximum middle length.
+    pub middle: u32,
+    /// Maximum data length.
+    pub data: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            front: 16 << 20,
+            middle: 16 << 20,
+            data: 64 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// The largest message record (tag, header, sections, footer) these limits allow.
+    #[must_use]
+    pub fn max_record(&self) -> u64 {
+        1 + HEADER_LEN as u64
+            + u64::from(self.front)
+            + u64::from(self.middle)
+            + u64::from(self.data)
+            + 21
+    }
+}
+
+/// A message as received: header fields and payload sections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The decoded header (seq, tid, type, src, …).
+    pub header: MsgHeader,
+    /// Front section.
+    pub front: Bytes,
+    /// Middle section.
+    pub middle: Bytes,
+    /// Data section.
+    pub data: Bytes,
+}
+
+/// One record of the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A complete message whose CRCs matched.
+    Message(Received),
+    /// A message the sender aborted (footer COMPLETE clear). Its payload CRCs are not
+    /// checked; only the header is reported.
+    Aborted(MsgHeader),
+    /// A control record.
+    Control(Control),
+}
+
+/// Why the stream cannot be parsed further. Every variant is a protocol fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// A record failed to decode (bad header CRC, unknown tag, …).
+    Decode(DecodeError),
+    /// A section longer than the configured limit.
+    TooLong {
+        /// `front`, `middle` or `data`.
+        section: &'static str,
+        /// Announced length.
+        len: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// A payload CRC did not match a message marked complete.
+    BadCrc {
+        /// `front`, `middle` or `data`.
+        section: &'static str,
+        /// CRC in the footer.
+        carried: u32,
+        /// CRC of the bytes received.
+        computed: u32,
+    },
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Decode(e) => write!(f, "{e}"),
+            Self::TooLong {
+                section,
+                len,
+                limit,
+            } => write!(f, "{section} of {len} bytes exceeds the limit of {limit}"),
+            Self::BadCrc {
+                section,
+                carried,
+                computed,
+            } => write!(
+                f,
+                "{section} crc mismatch: footer says {carried:#010x}, bytes give {computed:#010x}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RecvError {}
+
+impl From<DecodeError> for RecvError {
+    fn from(e: DecodeError) -> Self {
+        Self::Decode(e)
+    }
+}
+
+/// The parser. Feed bytes with [`push`](Self::push), take records with
+/// [`next_record`](Self::next_record) until it returns `Ok(None)`.
+#[derive(Debug)]
+pub struct Receiver {
+    buf: BytesMut,
+    footer: FooterKind,
+    limits: Limits,
+    /// Check data CRCs (front and middle are always checked).
+    verify_data_crc: bool,
+}
+
+impl Receiver {
+    /// A receiver for a connection with the given footer layout and limits.
+    #[must_use]
+    pub fn new(footer: FooterKind, limits: Limits) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            footer,
+            limits,
+            verify_data_crc: true,
+        }
+    }
+
+    /// Sets the footer layout (negotiated per connection).
+    pub fn set_footer(&mut self, footer: FooterKind) {
+        self.footer = footer;
+    }
+
+    /// Appends incoming bytes.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes buffered and not yet parsed.
+    #[must_use]
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Drops everything buffered (the transport was reset).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    /// Takes exactly `n` raw bytes if that many are buffered (handshake records).
+    pub fn take(&mut self, n: usize) -> Option<Bytes> {
+        (self.buf.len() >= n).then(|| self.buf.split_to(n).freeze())
+    }
+
+    /// The buffered bytes, unparsed.
+    #[must_use]
+    pub fn peek(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Parses the next complete record, `Ok(None)` if more bytes are needed.
+    pub fn next_record(&mut self) -> Result<Option<Record>, RecvError> {
+        let Some(&t) = self.buf.first() else {
+            return Ok(None);
+        };
+        if t != tag::MSG {
+            let Some(len) = Control::payload_len(t) else {
+                return Err(DecodeError::UnknownTag(t).into());
+            };
+            if self.buf.len() < 1 + len {
+                return Ok(None);
+            }
+            let c = Control::decode(t, &self.buf[1..=len])?;
+            self.buf.advance(1 + len);
+            return Ok(Some(Record::Control(c)));
+        }
+        if self.buf.len() < 1 + HEADER_LEN {
+            return Ok(None);
+        }
+        let h = MsgHeader::decode(&self.buf[1..])?;
+        for (section, len, limit) in [
+            ("front", h.front_len, self.limits.front),
+            ("middle", h.middle_len, self.limits.middle),
+            ("data", h.data_len, self.limits.data),
+        ] {
+            if len > limit {
+                return Err(RecvError::TooLong {
+                    section,
+                    len,
+                    limit,
+                });
+            }
+        }
+        let footer_len = self.footer.encoded_len();
+        // Bounded by the limits: at most ~96 MiB with the defaults.
+        let total = 1 + HEADER_LEN + h.payload_len() as usize + footer_len;
+        if self.buf.len() < total {
+            // Grow towards the record size in steps, so a peer that announces a large
+            // record and then trickles bytes does not get the whole size reserved at once.
+            self.buf.reserve((total - self.buf.len()).min(1 << 20));
+            return Ok(None);
+        }
+        let mut rec = self.buf.split_to(total);
+        rec.advance(1 + HEADER_LEN);
+        let front = rec.split_to(h.front_len as usize).freeze();
+        let middle = rec.split_to(h.middle_len as usize).freeze();
+        let data = rec.split_to(h.data_len as usize).freeze();
+        let f = Footer::decode(self.footer, &rec)?;
+        // COMPLETE first: an aborted message's payload is (partly) zeros and its CRCs
+        // are meaningless.
+        if !f.is_complete() {
+            return Ok(Some(Record::Aborted(h)));
+        }
+        let check_data = self.verify_data_crc && f.flags & FOOTER_NOCRC == 0;
+        for (section, bytes, carried, check) in [
+            ("front", &front, f.front_crc, true),
+            ("middle", &middle, f.middle_crc, true),
+            ("data", &data, f.data_crc, check_data),
+        ] {
+            let computed = ceph_crc32c(0, bytes);
+            if check && computed != carried {
+                return Err(RecvError::BadCrc {
+                    section,
+                    carried,
+                    computed,
+                });
+            }
+        }
+        Ok(Some(Record::Message(Received {
+            header: h,
+            front,
+            middle,
+            data,
+        })))
+    }
+}
