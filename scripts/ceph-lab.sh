@@ -202,7 +202,7 @@ keyring = $dir/keyring
 # A lab on a nearly full disk must still start.
 mon_data_avail_crit = 0
 mon_data_avail_warn = 0
-# Keep `ceph health` at HEALTH_OK: with auth none the global_id reclaim warning is noise.
+# Keep "ceph health" at HEALTH_OK: with auth none the global_id reclaim warning is noise.
 mon_warn_on_insecure_global_id_reclaim_allowed = false
 
 [client]

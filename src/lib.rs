@@ -96,6 +96,7 @@ pub mod message;
 pub mod recv;
 pub mod replay;
 pub mod send;
+pub mod shim;
 pub mod wire;
 
 pub use conn::{Config, Connection, Event};

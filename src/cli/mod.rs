@@ -1,0 +1,3 @@
+//! Subcommands of the `ceph-msgr` binary.
+
+pub mod replay;
