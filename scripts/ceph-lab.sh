@@ -87,7 +87,7 @@ cmd_install() {
   fi
   log "install: apt-get update"
   as_root apt-get update -qq || die "install: apt-get update failed"
-  log "install: apt-get install ${missing[*]}"
+  log "install: apt-get update took $(secs_since "$t0") s; apt-get install ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" \
     >&2 || die "install: apt-get install ${missing[*]} failed"
@@ -202,6 +202,8 @@ keyring = $dir/keyring
 # A lab on a nearly full disk must still start.
 mon_data_avail_crit = 0
 mon_data_avail_warn = 0
+# A taken port fails at once (default: 3 tries 5 s apart); start picks another port.
+ms_bind_retry_count = 1
 # Keep "ceph health" at HEALTH_OK: with auth none the global_id reclaim warning is noise.
 mon_warn_on_insecure_global_id_reclaim_allowed = false
 
@@ -425,6 +427,7 @@ cmd_capture() {
   kill -0 "$tpid" 2>/dev/null && kill -KILL "$tpid" 2>/dev/null
   wait "$tpid" 2>/dev/null || true
   [[ -s $out ]] || die "capture: $out is empty"
+  chmod 644 "$out"
   log "capture: wrote $out ($(stat -c %s "$out") bytes); command exit $rc"
   return "$rc"
 }

@@ -1173,9 +1173,19 @@ impl Connection {
                 | Error::AuthFailed
                 | Error::PeerClosed
         );
-        if fatal || self.is_lossy() {
+        if fatal || self.cfg.lossy || (self.role == Role::Server && self.peer_lossy) {
             self.finish_closed(Some(error));
             return;
+        }
+        if self.peer_lossy {
+            // We are a lossless client of a lossy server (a mon, an OSD): the server drops
+            // the session on a fault, so the next connection is a new session. Keep every
+            // message and send it again with a fresh seq.
+            self.tx.restart_session();
+            self.in_seq = 0;
+            self.in_seq_acked = 0;
+            self.connect_seq = 0;
+            self.peer_global_seq = 0;
         }
         self.events.push_back(Event::Fault { error });
         match self.role {

@@ -625,6 +625,24 @@ impl Messenger {
         out
     }
 
+    /// Starts a new session on the next connection while keeping every message: for a
+    /// lossless sender whose peer forgot the session (a lossy server, or RESETSESSION when
+    /// the caller wants to resend). Owed bytes are forgotten, `out_seq` and the ack state
+    /// start over, and every held message — including ones written but unacknowledged —
+    /// goes out again in queue order with a fresh seq. Delivery becomes at-least-once for
+    /// the messages the old session had written.
+    pub fn restart_session(&mut self) {
+        self.reset();
+        let ids: Vec<u64> = self.queue.live_ids_before(u64::MAX).collect();
+        for id in ids {
+            if let Some(e) = self.queue.get_mut(id) {
+                e.seq = None;
+            }
+        }
+        self.out_seq = 0;
+        self.acked = 0;
+    }
+
     /// Forgets every staged frame (and so any owed bytes) and the current offer.
     fn clear_staged(&mut self) {
         self.staged.clear();
