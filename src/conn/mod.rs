@@ -598,13 +598,8 @@ impl Connection {
         self.touch(now);
         match self.state {
             Inner::Handshake(_) | Inner::Open => {}
-            Inner::Closing => return,
-            _ => {
-                if !data.is_empty() {
-                    // Bytes on a transport we consider gone: ignore them.
-                }
-                return;
-            }
+            // Bytes on a transport we consider gone (or closing) are ignored.
+            _ => return,
         }
         self.rx.push(data);
         if let Err(e) = self.process(now) {
@@ -664,7 +659,7 @@ impl Connection {
                 if let Some(t) = self.next_keepalive {
                     if now >= t {
                         self.send_keepalive(now);
-                        self.next_keepalive = self.cfg.keepalive_interval.map(|i| now + i);
+                        self.next_keepalive = self.cfg.keepalive_interval.map(|i| later(now, i));
                     }
                 }
             }
@@ -845,7 +840,7 @@ impl Connection {
     }
 
     fn send_connect(&mut self) {
-        self.global_seq += 1;
+        self.global_seq = self.global_seq.wrapping_add(1);
         let (proto, authorizer) = self.auth.build(self.peer_type, self.challenge.as_deref());
         let c = ConnectMsg {
             features: self.cfg.features,
@@ -1003,7 +998,7 @@ impl Connection {
             self.accept(now, c);
         } else if c.connect_seq <= self.connect_seq {
             let mut r = self.reply_base(tag::RETRY_SESSION, &c);
-            r.connect_seq = self.connect_seq + 1;
+            r.connect_seq = self.connect_seq.wrapping_add(1);
             self.send_reply(&r, &[]);
         } else {
             self.accept(now, c);
@@ -1047,7 +1042,7 @@ impl Connection {
     fn accept(&mut self, now: Instant, c: ConnectMsg) {
         self.connect_seq = c.connect_seq.wrapping_add(1);
         self.peer_global_seq = c.global_seq;
-        self.global_seq += 1;
+        self.global_seq = self.global_seq.wrapping_add(1);
         let seq = c.features & feat::RECONNECT_SEQ != 0 && !self.reset_from_peer;
         if !seq {
             self.in_seq = 0;
@@ -1082,7 +1077,7 @@ impl Connection {
         self.backoff = self.cfg.backoff_initial;
         self.stats.opens += 1;
         self.state = Inner::Open;
-        self.next_keepalive = self.cfg.keepalive_interval.map(|i| now + i);
+        self.next_keepalive = self.cfg.keepalive_interval.map(|i| later(now, i));
         self.events.push_back(Event::Opened {
             features: self.features,
             peer_addr: self.peer_addr,
@@ -1113,10 +1108,10 @@ impl Connection {
                     self.stats.dups_in += 1;
                     return Ok(true);
                 }
-                if self.cfg.strict_seq && seq > self.in_seq + 1 {
+                if self.cfg.strict_seq && seq > self.in_seq.saturating_add(1) {
                     return Err(Error::SeqGap {
                         got: seq,
-                        expected: self.in_seq + 1,
+                        expected: self.in_seq.saturating_add(1),
                     });
                 }
                 self.in_seq = seq;
@@ -1190,8 +1185,8 @@ impl Connection {
         self.events.push_back(Event::Fault { error });
         match self.role {
             Role::Client => {
-                self.state = Inner::Backoff(now + self.backoff);
-                self.backoff = (self.backoff * 2).min(self.cfg.backoff_max);
+                self.state = Inner::Backoff(later(now, self.backoff));
+                self.backoff = self.backoff.saturating_mul(2).min(self.cfg.backoff_max);
             }
             Role::Server => self.state = Inner::Standby,
         }
@@ -1210,4 +1205,10 @@ impl Connection {
 /// for types without one.
 fn proto_for(t: EntityType) -> u32 {
     handshake::protocol::for_peer(t).unwrap_or(0)
+}
+
+/// `now + d`, saturating far in the future instead of panicking on overflow.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
 }
