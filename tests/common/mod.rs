@@ -1,4 +1,7 @@
 #![allow(dead_code)]
+pub mod drive;
+pub mod fuzzing;
+#[cfg(not(fuzzing))]
 pub mod gen;
 pub mod oracle;
 pub mod pair;

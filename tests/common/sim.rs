@@ -16,15 +16,27 @@ use ceph_msgr::wire::handshake::EntityAddr;
 use ceph_msgr::wire::{EntityName, EntityType};
 use ceph_msgr::Message;
 
-/// SplitMix64: small, seedable, good enough for test scheduling.
+/// SplitMix64: small, seedable, good enough for test scheduling. A fuzzer can drive it
+/// instead: [`Rng::from_bytes`] takes its choices from the input first.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(u64, Vec<u8>, usize);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15, Vec::new(), 0)
+    }
+    /// Choices come from `bytes` (4 per draw) until they run out, then from SplitMix64.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        Self(0x1234_5678, bytes.to_vec(), 0)
     }
     pub fn next(&mut self) -> u64 {
+        if self.2 < self.1.len() {
+            let end = (self.2 + 4).min(self.1.len());
+            let mut b = [0u8; 8];
+            b[..end - self.2].copy_from_slice(&self.1[self.2..end]);
+            self.2 = end;
+            return u64::from_le_bytes(b);
+        }
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -105,7 +117,10 @@ fn client_addr() -> SocketAddr {
 
 impl Sim {
     pub fn new(seed: u64) -> Self {
-        let mut rng = Rng::new(seed);
+        Self::with_rng(Rng::new(seed))
+    }
+
+    pub fn with_rng(mut rng: Rng) -> Self {
         let mut ccfg = Config::client(EntityName::client(4242));
         ccfg.lossy = false;
         ccfg.nonce = 7;
