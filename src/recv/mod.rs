@@ -2,10 +2,12 @@
 //! the incoming bytes (one byte at a time works) that yields whole records.
 //!
 //! Bytes are buffered until a record is complete; a message's sections are then split off
-//! the buffer as [`Bytes`] without copying. The buffer never holds more than one record
-//! plus what the caller fed ahead of it, and a record is never larger than the
-//! [`Limits`]: a hostile length is refused as soon as the header arrives, before any
-//! memory is reserved for it.
+//! the buffer as [`Bytes`] without copying. A record is never larger than the [`Limits`]:
+//! a hostile length is refused as soon as the header arrives, before any memory is
+//! reserved for it. The buffer grows with the bytes that actually arrive — its capacity
+//! stays within twice the bytes buffered (it doubles when it grows) — so a peer announcing the
+//! largest record and trickling it in costs what it sent, not what it announced
+//! (`tests/memory_bounds.rs`).
 
 use std::fmt;
 
@@ -169,6 +171,12 @@ impl Receiver {
         self.buf.len()
     }
 
+    /// Bytes the buffer has room for (what the receiver holds in memory).
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Drops everything buffered (the transport was reset).
     pub fn clear(&mut self) {
         self.buf.clear();
@@ -222,9 +230,9 @@ impl Receiver {
         // Bounded by the limits: at most ~96 MiB with the defaults.
         let total = 1 + HEADER_LEN + h.payload_len() as usize + footer_len;
         if self.buf.len() < total {
-            // Grow towards the record size in steps, so a peer that announces a large
-            // record and then trickles bytes does not get the whole size reserved at once.
-            self.buf.reserve((total - self.buf.len()).min(1 << 20));
+            // Nothing is reserved for the announced size: the buffer grows with what
+            // arrives, so a peer that announces a large record and trickles it in costs
+            // what it sent.
             return Ok(None);
         }
         let mut rec = self.buf.split_to(total);
