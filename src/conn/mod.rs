@@ -667,6 +667,15 @@ impl Connection {
         }
     }
 
+    /// Releases memory kept from earlier bursts: spare queue capacity and an empty
+    /// receive buffer. Call it on connections that went idle (a shim can do it from a
+    /// timer); the next burst allocates again. See `benches/idle_memory.rs`.
+    pub fn shrink_to_fit(&mut self) {
+        self.tx.shrink_to_fit();
+        self.rx.shrink_to_fit();
+        self.events.shrink_to_fit();
+    }
+
     // ----- server sessions ---------------------------------------------------------------
 
     /// Server: after [`Event::PeerIdentified`], continue as a brand-new session.

@@ -177,6 +177,13 @@ impl Receiver {
         self.buf.capacity()
     }
 
+    /// Releases the buffer's memory if nothing is buffered (for idle connections).
+    pub fn shrink_to_fit(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// Drops everything buffered (the transport was reset).
     pub fn clear(&mut self) {
         self.buf.clear();

@@ -277,7 +277,7 @@ impl Messenger {
             src,
             footer: FooterKind::for_features(peer_features),
             queue: SendQueue::default(),
-            staged: VecDeque::with_capacity(MAX_STAGED_FRAMES),
+            staged: VecDeque::new(),
             next_stage: 0,
             staged_bytes: 0,
             staged_unseq: 0,
@@ -641,6 +641,13 @@ impl Messenger {
         }
         self.out_seq = 0;
         self.acked = 0;
+    }
+
+    /// Releases spare capacity kept from earlier bursts (for connections going idle; the
+    /// next burst allocates again).
+    pub fn shrink_to_fit(&mut self) {
+        self.staged.shrink_to_fit();
+        self.queue.shrink_to_fit();
     }
 
     /// Forgets every staged frame (and so any owed bytes) and the current offer.

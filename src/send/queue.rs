@@ -108,6 +108,11 @@ impl SendQueue {
         Some(e)
     }
 
+    /// Releases spare capacity.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.slots.shrink_to_fit();
+    }
+
     /// The first live id at or after `from`.
     pub(crate) fn next_live(&self, from: u64) -> Option<u64> {
         let start = from.max(self.base);
