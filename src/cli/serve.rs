@@ -126,6 +126,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .set_nonblocking(true)
         .map_err(|e| format!("socketpair: {e}"))?;
     for sig in [SIGINT, SIGTERM] {
+        // A second signal, while the first is being handled, ends the process at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
+            .map_err(|e| format!("signal handler: {e}"))?;
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| format!("signal handler: {e}"))?;
         let tx = wake_tx

@@ -77,7 +77,17 @@
 //! A lossless server session (`cfg.lossy = false`, `cfg.sessions = true`) keeps its id
 //! across transports: when its peer reconnects, the transport accepted under a new id is
 //! attached to the old session, which gets [`Notice::Resumed`] naming the id that went away.
-//! A transport that fails before its peer identified itself is closed for good.
+//! A transport that fails before its peer identified itself is closed for good; a session
+//! whose transport fails waits (without a socket) until its peer comes back or you
+//! [`close`](Control::close) it.
+//!
+//! # Limits
+//!
+//! Listeners use the standard backlog of 128: when one thread both opens and accepts
+//! hundreds of connections, open them in waves (`examples/mio_many.rs` adds 100 per turn).
+//! An `accept` error other than `WouldBlock` (out of descriptors, say) leaves the pending
+//! transport in the kernel's backlog until the next connection attempt wakes the
+//! listener. Connect attempts have no timeout of their own beyond the kernel's.
 //!
 //! # Waking the loop
 //!
