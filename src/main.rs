@@ -9,6 +9,14 @@ usage:
   ceph-msgr replay SCRIPT --out DIR [--quiet]
       Run an event script through the Messenger and write DIR/conn-N.bin, the bytes
       each connection carried (message stream only). Prints a per-message summary.
+  ceph-msgr serve --listen IP:PORT [--lossless] [--as mon|osd|mds|TYPE.NUM]
+                  [--features HEX] [--quiet]
+      Run a msgr v1 server (mio reactor, one thread) that accepts any number of
+      clients. Prints the bound address (IP:PORT; port 0 picks one) as the first
+      stdout line, logs each connection and message on stderr, acknowledges
+      messages and answers keepalives. Default: mon.0 (clients must speak protocol
+      15), lossy like a real monitor; --lossless keeps sessions across reconnects.
+      On SIGINT/SIGTERM prints per-connection totals and a `total` line, exits 0.
   ceph-msgr help
 ";
 
@@ -16,6 +24,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("replay") => cli::replay::run(&args[1..]),
+        #[cfg(feature = "mio")]
+        Some("serve") => cli::serve::run(&args[1..]),
+        #[cfg(not(feature = "mio"))]
+        Some("serve") => Err("this build lacks the `mio` feature that `serve` needs".to_owned()),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())

@@ -1,3 +1,5 @@
 //! Subcommands of the `ceph-msgr` binary.
 
 pub mod replay;
+#[cfg(feature = "mio")]
+pub mod serve;

@@ -312,6 +312,8 @@ pub struct Stats {
     pub opens: u64,
     /// Keepalives sent.
     pub keepalives: u64,
+    /// KEEPALIVE2s received from the peer (each one is answered with KEEPALIVE2_ACK).
+    pub keepalives_answered: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -1147,6 +1149,7 @@ impl Connection {
             }
             Record::Control(Control::Keepalive) => {}
             Record::Control(Control::Keepalive2(ts)) => {
+                self.stats.keepalives_answered += 1;
                 self.tx.push_control(Control::Keepalive2Ack(ts));
             }
             Record::Control(Control::Keepalive2Ack(ts)) => {

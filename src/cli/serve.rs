@@ -1,0 +1,317 @@
+//! `ceph-msgr serve`: a msgr v1 server on the mio reactor that accepts any number of
+//! clients, logs what they send, and prints per-connection totals when stopped.
+//!
+//! Output contract (tests rely on it):
+//!
+//! * the first stdout line is the bound address, exactly `IP:PORT`;
+//! * on SIGINT/SIGTERM, stdout gets one `conn id=… peer=… messages=… payload_bytes=…
+//!   keepalives_answered=… duration_s=… state=…` line per connection and one
+//!   `total connections=… messages=… payload_bytes=… keepalives_answered=…` line, and the
+//!   process exits 0;
+//! * everything else (opens, messages, closes) is logged on stderr.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ceph_msgr::conn::Stats;
+use ceph_msgr::shim::mio::{ConnId, Control, Notice, Reactor};
+use ceph_msgr::wire::handshake::{features, protocol};
+use ceph_msgr::wire::{tag, EntityName, EntityType};
+use ceph_msgr::{Config, Event};
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// Parsed command line.
+struct Opts {
+    listen: SocketAddr,
+    lossless: bool,
+    name: EntityName,
+    features: u64,
+    quiet: bool,
+}
+
+fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut listen = None;
+    let mut lossless = false;
+    let mut name = EntityName {
+        ty: EntityType::Mon,
+        num: 0,
+    };
+    let mut feats = features::KERNEL_LIKE;
+    let mut quiet = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--listen" => {
+                let v = it.next().ok_or("--listen needs IP:PORT")?;
+                listen = Some(
+                    v.parse::<SocketAddr>()
+                        .map_err(|e| format!("--listen {v}: {e}"))?,
+                );
+            }
+            "--lossless" => lossless = true,
+            "--as" => {
+                let v = it.next().ok_or("--as needs mon, osd, mds or TYPE.NUM")?;
+                name = match v.as_str() {
+                    "mon" | "osd" | "mds" => format!("{v}.0").parse(),
+                    other => other.parse(),
+                }
+                .map_err(|e| format!("--as: {e}"))?;
+            }
+            "--features" => {
+                let v = it.next().ok_or("--features needs a hex number")?;
+                feats = u64::from_str_radix(v.trim_start_matches("0x"), 16)
+                    .map_err(|e| format!("--features {v}: {e}"))?;
+            }
+            "--quiet" | "-q" => quiet = true,
+            s => return Err(format!("unexpected argument `{s}`")),
+        }
+    }
+    Ok(Opts {
+        listen: listen.ok_or("serve needs --listen IP:PORT")?,
+        lossless,
+        name,
+        features: feats,
+        quiet,
+    })
+}
+
+/// What we know about one connection (a session, for lossless servers).
+struct Record {
+    peer: String,
+    since: Instant,
+    until: Option<Instant>,
+    messages: u64,
+    payload: u64,
+    keepalives: u64,
+    state: &'static str,
+}
+
+impl Record {
+    fn absorb(&mut self, s: Stats) {
+        self.keepalives = s.keepalives_answered;
+    }
+}
+
+fn tag_name(t: u8) -> String {
+    match t {
+        tag::READY => "READY".into(),
+        tag::SEQ => "SEQ".into(),
+        other => format!("tag{other}"),
+    }
+}
+
+/// Runs the subcommand.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let o = parse(args)?;
+    let mut cfg = Config::server(o.name);
+    cfg.features = o.features;
+    cfg.lossy = !o.lossless;
+    cfg.sessions = o.lossless;
+    // A real monitor announces nonce 0; other daemons tell restarts apart by it.
+    cfg.nonce = if o.name.ty == EntityType::Mon {
+        0
+    } else {
+        std::process::id()
+    };
+
+    // Signals: a flag, and a self-pipe that wakes the reactor.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (wake_rx, wake_tx) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    wake_rx
+        .set_nonblocking(true)
+        .map_err(|e| format!("socketpair: {e}"))?;
+    for sig in [SIGINT, SIGTERM] {
+        // A second signal, while the first is being handled, ends the process at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
+            .map_err(|e| format!("signal handler: {e}"))?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| format!("signal handler: {e}"))?;
+        let tx = wake_tx
+            .try_clone()
+            .map_err(|e| format!("socketpair: {e}"))?;
+        signal_hook::low_level::pipe::register(sig, tx)
+            .map_err(|e| format!("signal handler: {e}"))?;
+    }
+    drop(wake_tx);
+
+    let mut reactor = Reactor::new().map_err(|e| format!("poll: {e}"))?;
+    let mut rx = mio::net::UnixStream::from_std(wake_rx);
+    reactor
+        .add_wakeup_source(&mut rx)
+        .map_err(|e| format!("poll: {e}"))?;
+    let listener = reactor
+        .listen(o.listen, cfg)
+        .map_err(|e| format!("cannot listen on {}: {e}", o.listen))?;
+    let bound = reactor.local_addr(listener).expect("listener just added");
+    {
+        let mut out = io::stdout().lock();
+        writeln!(out, "{bound}").map_err(|e| format!("stdout: {e}"))?;
+        out.flush().map_err(|e| format!("stdout: {e}"))?;
+    }
+    let proto = match o.name.ty {
+        EntityType::Client => "any protocol".to_owned(),
+        t => format!(
+            "protocol {}",
+            protocol::for_peer(t).map_or_else(|| "0".to_owned(), |p| p.to_string())
+        ),
+    };
+    eprintln!(
+        "serve: listening on {bound} as {} ({}, expecting {proto})",
+        o.name,
+        if o.lossless { "lossless" } else { "lossy" }
+    );
+
+    let started = Instant::now();
+    let mut records: BTreeMap<ConnId, Record> = BTreeMap::new();
+    let quiet = o.quiet;
+    while !stop.load(Ordering::SeqCst) {
+        reactor
+            .run_once(None, |ctl: &mut Control, id: ConnId, n: Notice| {
+                handle(ctl, id, n, &mut records, quiet);
+            })
+            .map_err(|e| format!("poll: {e}"))?;
+    }
+    drop(rx);
+
+    // Connections still open: take their final counters.
+    let now = Instant::now();
+    for (id, r) in &mut records {
+        if r.until.is_none() {
+            if let Some(c) = reactor.conn(*id) {
+                r.absorb(c.stats());
+            }
+            r.until = Some(now);
+        }
+    }
+    print_totals(&records, now.duration_since(started)).map_err(|e| format!("stdout: {e}"))?;
+    eprintln!("serve: stopped");
+    Ok(())
+}
+
+fn handle(
+    ctl: &mut Control,
+    id: ConnId,
+    n: Notice,
+    records: &mut BTreeMap<ConnId, Record>,
+    quiet: bool,
+) {
+    let now = ctl.now();
+    match n {
+        Notice::Accepted { peer, .. } => {
+            eprintln!("{id} accepted {peer}");
+            records.insert(
+                id,
+                Record {
+                    peer: peer.to_string(),
+                    since: now,
+                    until: None,
+                    messages: 0,
+                    payload: 0,
+                    keepalives: 0,
+                    state: "handshake",
+                },
+            );
+        }
+        Notice::Resumed { from } => {
+            records.remove(&from);
+            eprintln!("{id} resumed by the transport accepted as {from}");
+        }
+        Notice::Event(ev) => {
+            let Some(r) = records.get_mut(&id) else {
+                return;
+            };
+            match ev {
+                Event::Opened {
+                    features,
+                    peer_addr,
+                    peer_type,
+                    reply_tag,
+                    lossy,
+                    ..
+                } => {
+                    r.peer = peer_addr.to_string();
+                    r.state = "open";
+                    eprintln!(
+                        "{id} open peer={peer_addr} type={} features={features:#x} reply={} lossy={lossy}",
+                        peer_type.name(),
+                        tag_name(reply_tag),
+                    );
+                }
+                Event::Message(m) => {
+                    let h = &m.header;
+                    r.messages += 1;
+                    r.payload += h.payload_len();
+                    if !quiet {
+                        eprintln!(
+                            "{id} msg seq={} type={} tid={} src={} front={} middle={} data={}",
+                            h.seq, h.ty, h.tid, h.src, h.front_len, h.middle_len, h.data_len
+                        );
+                    }
+                }
+                Event::AbortedMessage(h) => {
+                    eprintln!("{id} aborted message seq={} (dropped)", h.seq);
+                }
+                Event::Fault { error } => {
+                    r.state = "standby";
+                    eprintln!("{id} fault: {error}");
+                }
+                Event::Closed { error, unsent } => {
+                    if let Some(c) = ctl.conn(id) {
+                        r.absorb(c.stats());
+                    }
+                    r.until = Some(now);
+                    r.state = "closed";
+                    let why = error.map_or_else(|| "closed".to_owned(), |e| e.to_string());
+                    eprintln!(
+                        "{id} closed ({why}): {} messages, {} payload bytes, {} keepalives answered, {:.3} s{}",
+                        r.messages,
+                        r.payload,
+                        r.keepalives,
+                        now.duration_since(r.since).as_secs_f64(),
+                        if unsent.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} unsent", unsent.len())
+                        }
+                    );
+                }
+                Event::SessionReset { .. } => eprintln!("{id} session reset by peer"),
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+}
+
+fn print_totals(records: &BTreeMap<ConnId, Record>, ran: Duration) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    let (mut msgs, mut bytes, mut kas) = (0, 0, 0);
+    for (id, r) in records {
+        let dur = r.until.unwrap_or(r.since).duration_since(r.since);
+        writeln!(
+            out,
+            "conn id={id} peer={} messages={} payload_bytes={} keepalives_answered={} duration_s={:.3} state={}",
+            r.peer,
+            r.messages,
+            r.payload,
+            r.keepalives,
+            dur.as_secs_f64(),
+            r.state
+        )?;
+        msgs += r.messages;
+        bytes += r.payload;
+        kas += r.keepalives;
+    }
+    writeln!(
+        out,
+        "total connections={} messages={msgs} payload_bytes={bytes} keepalives_answered={kas} duration_s={:.3}",
+        records.len(),
+        ran.as_secs_f64()
+    )?;
+    out.flush()
+}
