@@ -231,7 +231,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncConnection<T> {
 
     /// Fires the connection's timers (keepalives, reconnect delays) while its `async`
     /// methods are awaited: `sleep(deadline)` must return a future that completes at
-    /// `deadline`, such as `smol::Timer::at` or `async_io::Timer::at`.
+    /// `deadline`, such as `smol::Timer::at` or `async_io::Timer::at` (with async-std:
+    /// `|at| async_std::task::sleep(at.saturating_duration_since(Instant::now()))`).
     #[must_use]
     pub fn with_timer<F, S>(mut self, mut sleep: F) -> Self
     where
