@@ -524,6 +524,21 @@ impl Connection {
         self.cfg.lossy || self.peer_lossy
     }
 
+    /// Our entity name (the source of every message header).
+    #[must_use]
+    pub fn name(&self) -> EntityName {
+        self.cfg.name
+    }
+
+    /// Changes our entity name, e.g. to `client.<global_id>` once a monitor assigned a
+    /// global id. Messages not started yet carry the new name; a message already partly
+    /// written keeps the old one. The entity type should stay the same (it is also the
+    /// `host_type` of later connect messages).
+    pub fn set_name(&mut self, name: EntityName) {
+        self.cfg.name = name;
+        self.tx.set_src(name);
+    }
+
     // ----- caller → connection: messages -------------------------------------------------
 
     /// Queues a message; it goes out once the session is open, in queue order.
