@@ -776,6 +776,13 @@ impl Connection {
     fn handshake_step(&mut self, now: Instant, phase: Phase) -> Result<bool, Error> {
         match phase {
             Phase::ReadServerHello => {
+                // Judge the banner as soon as it is in: a msgr2-only peer sends its 26-byte
+                // banner and then waits for ours, so the full hello would never come.
+                let head = self.rx.peek();
+                if head.len() >= handshake::BANNER_LEN || head.starts_with(handshake::MSGR2_BANNER)
+                {
+                    handshake::check_banner(head).map_err(Error::Handshake)?;
+                }
                 let Some(b) = self.rx.take(SERVER_HELLO_LEN) else {
                     return Ok(false);
                 };
