@@ -9,25 +9,34 @@ usage:
   ceph-msgr replay SCRIPT --out DIR [--quiet]
       Run an event script through the Messenger and write DIR/conn-N.bin, the bytes
       each connection carried (message stream only). Prints a per-message summary.
+  ceph-msgr mon-status ADDR [--json] [--timeout SECS] [--legacy-monmap] [--name NAME]
+      Connect to a Ceph monitor over msgr v1 (ADDR: v1:IP:PORT or IP:PORT), authenticate
+      with auth none, subscribe to the monitor map and print the fsid, the monmap epoch,
+      the monitors' addresses, the osdmap version, the negotiated features by name and
+      the handshake and keepalive round-trip times. --legacy-monmap advertises the
+      kernel-like feature set without MONNAMES/MONENC (legacy monmap encoding).
+      Exit codes: 2 refused, 3 closed by the monitor, 4 timeout, 5 authentication
+      failed, 6 protocol error, 7 other socket error.
   ceph-msgr help
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("replay") => cli::replay::run(&args[1..]),
+        Some("replay") => cli::replay::run(&args[1..]).map_err(cli::Failure::from),
+        Some("mon-status") => cli::mon_status::run(&args[1..]),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())
         }
-        Some(other) => Err(format!("unknown command `{other}`\n{USAGE}")),
-        None => Err(USAGE.to_owned()),
+        Some(other) => Err(format!("unknown command `{other}`\n{USAGE}").into()),
+        None => Err(USAGE.into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ceph-msgr: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.code)
         }
     }
 }
