@@ -382,7 +382,7 @@ impl BlockingConnection {
             if self.conn.state() == State::Open && !self.conn.wants_write() {
                 return Ok(());
             }
-            if !self.turn(deadline) {
+            if !self.turn(deadline, &mut false) {
                 return Err(WaitError::Timeout);
             }
         }
@@ -479,6 +479,9 @@ impl BlockingConnection {
 
     /// The next event, driving I/O until one comes or the deadline passes.
     fn next_event(&mut self, deadline: Instant) -> Option<Event> {
+        // Even a zero timeout gets one write attempt (one that the socket can take without
+        // waiting), so `recv(Duration::ZERO)` in a loop still moves queued bytes.
+        let mut late_write = true;
         loop {
             self.pump_core_events();
             if let Some(ev) = self.pending.pop_front() {
@@ -487,7 +490,7 @@ impl BlockingConnection {
             if self.conn.state() == State::Closed {
                 return None;
             }
-            if !self.turn(deadline) {
+            if !self.turn(deadline, &mut late_write) {
                 return None;
             }
         }
@@ -513,8 +516,9 @@ impl BlockingConnection {
     }
 
     /// One round of I/O: timers, received bytes, a write, or a wait for the peer. Returns
-    /// false once the deadline has passed with nothing to do.
-    fn turn(&mut self, deadline: Instant) -> bool {
+    /// false once the deadline has passed with nothing to do. `late_write`: one write may
+    /// still be tried after the deadline (it is cleared when used).
+    fn turn(&mut self, deadline: Instant, late_write: &mut bool) -> bool {
         let now = Instant::now();
         let timer = self.conn.poll_timeout();
         if timer.is_some_and(|t| t <= now) {
@@ -531,6 +535,11 @@ impl BlockingConnection {
             return true;
         }
         if now >= deadline {
+            if *late_write && self.transport.is_some() && self.conn.wants_write() {
+                *late_write = false;
+                let _ = self.write_once(now, usize::MAX);
+                return true;
+            }
             return false;
         }
         let wake = timer.map_or(deadline, |t| t.min(deadline));
