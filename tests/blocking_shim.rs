@@ -445,3 +445,21 @@ fn connect_errors_are_typed() {
     assert!(e.to_string().contains("msgr2"), "{e}");
     h.join().unwrap();
 }
+
+#[test]
+fn keepalive_without_keepalive2_returns_at_once() {
+    let (addr, server) = spawn_server();
+    let mut cfg = client_cfg();
+    cfg.features &= !ceph_msgr::wire::handshake::features::MSGR_KEEPALIVE2;
+    let mut c = BlockingConnection::connect(cfg, addr, EntityType::Osd, Duration::from_secs(5))
+        .expect("connect");
+    let t = Instant::now();
+    assert_eq!(c.keepalive(Duration::from_secs(5)), Ok(None));
+    assert!(t.elapsed() < Duration::from_secs(1));
+    c.send(Message::new(42).with_tid(9)).unwrap();
+    c.flush(Duration::from_secs(5)).unwrap();
+    c.close(Duration::from_secs(5)).unwrap();
+    let log = server.join().unwrap();
+    assert_eq!(log.delivered.len(), 1);
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+}

@@ -322,14 +322,18 @@ impl BlockingConnection {
         self.next_event(Instant::now() + timeout)
     }
 
-    /// Sends a keepalive and waits for its acknowledgement; returns the round-trip time
-    /// (`None` if the peer lacks KEEPALIVE2, whose ack carries our stamp). Events that
-    /// arrive meanwhile stay queued for [`recv`](Self::recv).
+    /// Sends a keepalive and waits for its acknowledgement; returns the round-trip time.
+    /// Without KEEPALIVE2 negotiated the peer gets a plain KEEPALIVE, which has no
+    /// acknowledgement: this returns `Ok(None)` at once. Events that arrive meanwhile stay
+    /// queued for [`recv`](Self::recv).
     pub fn keepalive(&mut self, timeout: Duration) -> Result<Option<Duration>, WaitError> {
         if self.conn.state() != State::Open {
             return Err(WaitError::NotOpen);
         }
         self.conn.send_keepalive(Instant::now());
+        if self.conn.features() & crate::wire::handshake::features::MSGR_KEEPALIVE2 == 0 {
+            return Ok(None);
+        }
         self.wait_for(timeout, |ev| match ev {
             Event::KeepaliveAck { rtt } => Some(*rtt),
             _ => None,
