@@ -93,6 +93,7 @@
 
 pub mod conn;
 pub mod message;
+pub mod mon;
 pub mod recv;
 pub mod replay;
 pub mod send;

@@ -17,29 +17,38 @@ usage:
       messages and answers keepalives. Default: mon.0 (clients must speak protocol
       15), lossy like a real monitor; --lossless keeps sessions across reconnects.
       On SIGINT/SIGTERM prints per-connection totals and a `total` line, exits 0.
+  ceph-msgr mon-status ADDR [--json] [--timeout SECS] [--legacy-monmap] [--name NAME]
+      Connect to a Ceph monitor over msgr v1 (ADDR: v1:IP:PORT or IP:PORT), authenticate
+      with auth none, subscribe to the monitor map and print the fsid, the monmap epoch,
+      the monitors' addresses, the osdmap version, the negotiated features by name and
+      the handshake and keepalive round-trip times. --legacy-monmap advertises the
+      kernel-like feature set without MONNAMES/MONENC (legacy monmap encoding).
+      Exit codes: 2 refused, 3 closed by the monitor, 4 timeout, 5 authentication
+      failed, 6 protocol error, 7 other socket error.
   ceph-msgr help
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("replay") => cli::replay::run(&args[1..]),
+        Some("replay") => cli::replay::run(&args[1..]).map_err(cli::Failure::from),
+        Some("mon-status") => cli::mon_status::run(&args[1..]),
         #[cfg(feature = "mio")]
-        Some("serve") => cli::serve::run(&args[1..]),
+        Some("serve") => cli::serve::run(&args[1..]).map_err(cli::Failure::from),
         #[cfg(not(feature = "mio"))]
-        Some("serve") => Err("this build lacks the `mio` feature that `serve` needs".to_owned()),
+        Some("serve") => Err("this build lacks the `mio` feature that `serve` needs".into()),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())
         }
-        Some(other) => Err(format!("unknown command `{other}`\n{USAGE}")),
-        None => Err(USAGE.to_owned()),
+        Some(other) => Err(format!("unknown command `{other}`\n{USAGE}").into()),
+        None => Err(USAGE.into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ceph-msgr: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.code)
         }
     }
 }

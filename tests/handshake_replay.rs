@@ -142,3 +142,28 @@ fn server_handshake_accepts_recorded_real_clients() {
         assert_eq!(msgs[0], first, "{name}: first message type");
     }
 }
+
+#[test]
+fn client_reports_a_msgr2_banner_without_waiting_for_a_full_hello() {
+    // A msgr2-only port sends "ceph v2\n", a 2-byte length and 16 feature bytes, then
+    // waits for our banner: 26 bytes must be enough to tell.
+    let now = Instant::now();
+    let mut c = Connection::client(
+        Config::client(EntityName::client(0)),
+        mon_sock(),
+        EntityType::Mon,
+    );
+    assert!(matches!(c.poll_event(), Some(Event::OpenTransport)));
+    c.transport_connected(now);
+    drain(&mut c);
+    let mut v2 = b"ceph v2\n\x10\x00".to_vec();
+    v2.extend_from_slice(&[0u8; 16]);
+    c.handle_input(now, &v2);
+    match c.poll_event() {
+        Some(Event::Closed {
+            error: Some(ceph_msgr::conn::Error::Handshake(e)),
+            ..
+        }) => assert_eq!(e, ceph_msgr::wire::DecodeError::Msgr2Banner),
+        other => panic!("{other:?}"),
+    }
+}

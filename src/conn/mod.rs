@@ -526,6 +526,21 @@ impl Connection {
         self.cfg.lossy || self.peer_lossy
     }
 
+    /// Our entity name (the source of every message header).
+    #[must_use]
+    pub fn name(&self) -> EntityName {
+        self.cfg.name
+    }
+
+    /// Changes our entity name, e.g. to `client.<global_id>` once a monitor assigned a
+    /// global id. Messages not started yet carry the new name; a message already partly
+    /// written keeps the old one. The entity type should stay the same (it is also the
+    /// `host_type` of later connect messages).
+    pub fn set_name(&mut self, name: EntityName) {
+        self.cfg.name = name;
+        self.tx.set_src(name);
+    }
+
     // ----- caller → connection: messages -------------------------------------------------
 
     /// Queues a message; it goes out once the session is open, in queue order.
@@ -767,6 +782,13 @@ impl Connection {
     fn handshake_step(&mut self, now: Instant, phase: Phase) -> Result<bool, Error> {
         match phase {
             Phase::ReadServerHello => {
+                // Judge the banner as soon as it is in: a msgr2-only peer sends its 26-byte
+                // banner and then waits for ours, so the full hello would never come.
+                let head = self.rx.peek();
+                if head.len() >= handshake::BANNER_LEN || head.starts_with(handshake::MSGR2_BANNER)
+                {
+                    handshake::check_banner(head).map_err(Error::Handshake)?;
+                }
                 let Some(b) = self.rx.take(SERVER_HELLO_LEN) else {
                     return Ok(false);
                 };

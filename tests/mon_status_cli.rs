@@ -1,0 +1,173 @@
+//! `ceph-msgr mon-status` failure modes over loopback, without a real monitor: each gets
+//! a one-line error and its own exit code. (`tests/real_mon.rs` runs it against a real
+//! ceph-mon.)
+
+use std::io::{IoSlice, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Command, Output};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use ceph_msgr::conn::{Config, Connection, Event};
+use ceph_msgr::wire::handshake::EntityAddr;
+use ceph_msgr::wire::{EntityName, EntityType};
+use ceph_msgr::Message;
+
+fn mon_status(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ceph-msgr"))
+        .arg("mon-status")
+        .args(args)
+        .output()
+        .expect("run ceph-msgr")
+}
+
+/// Exit code and the one stderr line.
+fn outcome(o: &Output) -> (i32, String) {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr, got: {err:?}");
+    assert!(o.stdout.is_empty(), "nothing on stdout on failure");
+    (o.status.code().expect("exit code"), lines[0].to_owned())
+}
+
+#[test]
+fn refused() {
+    let port = {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (code, line) = outcome(&mon_status(&[&format!("v1:127.0.0.1:{port}")]));
+    assert_eq!(code, 2, "{line}");
+    assert!(line.starts_with("ceph-msgr: connection refused"), "{line}");
+}
+
+#[test]
+fn timeout() {
+    let silent = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let t = Instant::now();
+    let (code, line) = outcome(&mon_status(&[&addr, "--timeout", "0.5"]));
+    assert_eq!(code, 4, "{line}");
+    assert_eq!(line, "ceph-msgr: timed out");
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn closed_during_the_handshake() {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut b = [0u8; 64];
+        let _ = s.read(&mut b);
+    });
+    let (code, line) = outcome(&mon_status(&[&addr]));
+    h.join().unwrap();
+    assert_eq!(code, 3, "{line}");
+    assert!(line.contains("closed the connection"), "{line}");
+}
+
+#[test]
+fn msgr2_port_and_v2_address_are_protocol_errors() {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut banner = b"ceph v2\n\x10\x00".to_vec();
+        banner.extend_from_slice(&[0u8; 16]);
+        s.write_all(&banner).unwrap();
+        let mut b = [0u8; 512];
+        let _ = s.read(&mut b);
+    });
+    let (code, line) = outcome(&mon_status(&[&addr]));
+    h.join().unwrap();
+    assert_eq!(code, 6, "{line}");
+    assert!(line.contains("msgr2"), "{line}");
+
+    let (code, line) = outcome(&mon_status(&["v2:127.0.0.1:3300"]));
+    assert_eq!(code, 6, "{line}");
+    assert!(line.contains("msgr2"), "{line}");
+}
+
+#[test]
+fn usage_errors_exit_1() {
+    let (code, line) = outcome(&mon_status(&["--bogus"]));
+    assert_eq!(code, 1, "{line}");
+    let o = mon_status(&[]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+/// A fake monitor built on the core that refuses every MAuth with -EACCES.
+fn refusing_mon() -> (String, JoinHandle<()>) {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = l.local_addr().unwrap();
+    let h = std::thread::spawn(move || {
+        let (mut s, peer) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut c = Connection::server(
+            Config::server(EntityName {
+                ty: EntityType::Mon,
+                num: 0,
+            }),
+            EntityAddr::new(Some(addr), 0),
+            peer,
+        );
+        let mut buf = [0u8; 4096];
+        loop {
+            flush(&mut c, &mut s);
+            while let Some(ev) = c.poll_event() {
+                if let Event::Message(m) = ev {
+                    if m.header.ty == 17 {
+                        // MAuthReply: protocol 1, result -13, global_id 0, no blob, message.
+                        let mut f = BytesMut::new();
+                        f.put_u32_le(1);
+                        f.put_i32_le(-13);
+                        f.put_u64_le(0);
+                        f.put_u32_le(0);
+                        let msg = b"client.admin may not log in";
+                        f.put_u32_le(msg.len() as u32);
+                        f.put_slice(msg);
+                        c.send(Message::new(18).with_front(f.freeze())).unwrap();
+                    }
+                }
+            }
+            flush(&mut c, &mut s);
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => c.handle_input(Instant::now(), &buf[..n]),
+            }
+        }
+    });
+    (addr.to_string(), h)
+}
+
+fn flush(c: &mut Connection, s: &mut TcpStream) {
+    loop {
+        let n = {
+            let t = c.poll_transmit();
+            let mut sl = [IoSlice::new(&[]); 16];
+            let k = t.fill(&mut sl);
+            if k == 0 {
+                return;
+            }
+            match s.write_vectored(&sl[..k]) {
+                Ok(n) => n,
+                Err(_) => return,
+            }
+        };
+        c.advance(n).unwrap();
+    }
+}
+
+#[test]
+fn auth_rejected() {
+    let (addr, h) = refusing_mon();
+    let (code, line) = outcome(&mon_status(&[&format!("v1:{addr}")]));
+    h.join().unwrap();
+    assert_eq!(code, 5, "{line}");
+    assert_eq!(
+        line,
+        "ceph-msgr: authentication rejected (result -13: client.admin may not log in)"
+    );
+}
