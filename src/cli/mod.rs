@@ -1,3 +1,5 @@
 //! Subcommands of the `ceph-msgr` binary.
 
+#[cfg(feature = "tokio")]
+pub mod demo;
 pub mod replay;
