@@ -12,7 +12,7 @@ usage:
   ceph-msgr demo [--messages N] [--revoke-every K] [--fail-every F] [--seed S]
                  [--timeout SECS] [--quiet] [--sabotage]
       Start an embedded server on 127.0.0.1 and a lossless client (tokio shim), send N
-      messages of mixed sizes (64 B .. 1 MiB; default 8000), revoke every K-th one
+      messages of mixed sizes (64 B .. 1 MiB; default 12000), revoke every K-th one
       (default 10; 0: none) right after queueing, a moment later or a few messages
       later, break the connection every F messages (default 500; 0: never). Shows
       progress on stderr and a summary on stdout; exits non-zero unless every message

@@ -661,7 +661,8 @@ fn demo_runs_and_checks() {
         .collect();
     assert_eq!(fields["sent"], "400");
     assert_eq!(fields["check"], "ok");
-    assert_eq!(fields["reconnects"], "4");
+    // Failures at messages 100, 200 and 300 (none at the last message).
+    assert_eq!(fields["reconnects"], "3");
     let revoked: u64 = fields["revoked"].parse().unwrap();
     assert_eq!(revoked, 57, "every 7th message but the last");
     let parts: u64 = ["removed", "aborted", "dropped", "acked"]

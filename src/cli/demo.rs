@@ -42,7 +42,7 @@ struct Args {
 
 fn parse(args: &[String]) -> Result<Args, String> {
     let mut a = Args {
-        messages: 8000,
+        messages: 12_000,
         revoke_every: 10,
         fail_every: 500,
         seed: 1,
@@ -330,7 +330,11 @@ async fn demo(a: Args) -> Result<(), String> {
                 _ => deferred.push_back((tid, id, tid + 1 + rng.below(4))),
             }
         }
-        if a.fail_every > 0 && tid % a.fail_every == 0 && h.inject_fault().await {
+        if a.fail_every > 0
+            && tid % a.fail_every == 0
+            && tid != a.messages
+            && h.inject_fault().await
+        {
             injected += 1;
         }
         if tid % 1000 == 250 {
