@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+#[cfg(feature = "tokio")]
+pub mod demo;
 pub mod mon_status;
 pub mod replay;
 #[cfg(feature = "mio")]
