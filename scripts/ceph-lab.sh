@@ -415,7 +415,8 @@ cmd_capture() {
   tshark -q -i lo -f "$filter" -w "$out" >"$dir/tshark.log" 2>&1 &
   tpid=$!
   for ((i = 0; i < 100; i++)); do
-    grep -qs 'Capturing on' "$dir/tshark.log" && break
+    # "Capturing on" is printed before packets are seen; "Capture started" once they are.
+    grep -qs 'Capture started' "$dir/tshark.log" && break
     kill -0 "$tpid" 2>/dev/null || { cat "$dir/tshark.log" >&2; die "tshark failed"; }
     sleep 0.1
   done
