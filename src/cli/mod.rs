@@ -6,6 +6,8 @@ use std::fmt;
 pub mod demo;
 pub mod mon_status;
 pub mod replay;
+#[cfg(feature = "tokio")]
+pub mod send;
 #[cfg(feature = "mio")]
 pub mod serve;
 

@@ -362,6 +362,10 @@ async fn opt_future<F: Future + Unpin>(f: &mut Option<F>) -> F::Output {
 
 enum Cmd {
     Send(Message, u32, oneshot::Sender<Result<MsgId, QueueError>>),
+    SendBatch(
+        Vec<(Message, u32)>,
+        oneshot::Sender<Result<Vec<MsgId>, QueueError>>,
+    ),
     Revoke(MsgId, oneshot::Sender<Revoked>),
     Status(MsgId, oneshot::Sender<MsgStatus>),
     Keepalive(oneshot::Sender<()>),
@@ -407,6 +411,36 @@ impl Handle {
             .map_err(|_| QueueError::Closed)?;
         // The task accounts for the message from now on (and returns the permits when it
         // leaves the session). Until here, dropping this future returns them.
+        permit.forget();
+        rx.await.unwrap_or(Err(QueueError::Closed))
+    }
+
+    /// Queues several messages with one command to the task (one round trip instead of
+    /// one per message), in order; returns their ids. Waits while the session holds more
+    /// than [`Options::max_queued_bytes`]. On an error, the messages before the failing
+    /// one are queued (their ids are lost with the error) and the rest are not.
+    pub async fn send_batch(&self, msgs: Vec<Message>) -> Result<Vec<MsgId>, QueueError> {
+        let costs: Vec<u32> = msgs.iter().map(|m| cost_of(m, self.max_cost)).collect();
+        let total: u64 = costs.iter().map(|&c| u64::from(c)).sum();
+        if total > u64::from(self.max_cost) {
+            // Larger than the whole window: one at a time.
+            let mut ids = Vec::with_capacity(msgs.len());
+            for m in msgs {
+                ids.push(self.send(m).await?);
+            }
+            return Ok(ids);
+        }
+        let permit = self
+            .window
+            .acquire_many(total as u32)
+            .await
+            .map_err(|_| QueueError::Closed)?;
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(Cmd::SendBatch(msgs.into_iter().zip(costs).collect(), tx))
+            .await
+            .map_err(|_| QueueError::Closed)?;
+        // The task returns each message's permits when it leaves the session.
         permit.forget();
         rx.await.unwrap_or(Err(QueueError::Closed))
     }
@@ -557,7 +591,14 @@ impl ClientTask {
             let w = self.link.wait(&mut cmds, cmds_open, false).await;
             match self.link.on_io(w) {
                 None => {}
-                Some(Wake::Inbox(Some(cmd))) => self.command(cmd),
+                Some(Wake::Inbox(Some(cmd))) => {
+                    // Apply every command already waiting before the next write, so that
+                    // messages queued together go out in one vectored write.
+                    self.command(cmd);
+                    while let Ok(cmd) = cmds.try_recv() {
+                        self.command(cmd);
+                    }
+                }
                 Some(Wake::Inbox(None)) => {
                     // Every handle is gone: end the session.
                     cmds_open = false;
@@ -642,6 +683,24 @@ impl ClientTask {
                     Err(_) => self.sem.add_permits(cost as usize),
                 }
                 let _ = reply.send(r);
+            }
+            Cmd::SendBatch(msgs, reply) => {
+                let mut ids = Vec::with_capacity(msgs.len());
+                let mut err = None;
+                for (msg, cost) in msgs {
+                    match (err.is_none()).then(|| conn.send(msg)) {
+                        Some(Ok(id)) => {
+                            self.window.insert(id, cost);
+                            ids.push(id);
+                        }
+                        Some(Err(e)) => {
+                            err = Some(e);
+                            self.sem.add_permits(cost as usize);
+                        }
+                        None => self.sem.add_permits(cost as usize),
+                    }
+                }
+                let _ = reply.send(err.map_or(Ok(ids), Err));
             }
             Cmd::Revoke(id, reply) => {
                 let r = conn.revoke(id);
