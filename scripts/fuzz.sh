@@ -17,7 +17,7 @@ jobs=${FUZZ_JOBS:-2}
 run() {
   local t=$1
   mkdir -p "corpus/$t" "artifacts/$t"
-  cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 \
+  cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
     -max_len=65536 -print_final_stats=1 >"artifacts/$t.log" 2>&1 \
     && echo "$t: ok ($(grep -E 'stat::number_of_executed_units|cov:' "artifacts/$t.log" | tail -2 | tr '\n' ' '))" \
     || { echo "$t: CRASH (see fuzz/artifacts/$t.log)"; return 1; }

@@ -21,9 +21,25 @@ fn send_to_serve_counts_every_message() {
     out.read_line(&mut addr).unwrap();
     let addr = addr.trim().to_owned();
     let mut total = 0u64;
-    for (size, count, k, conns) in [("64", 3000, "1", "1"), ("4096", 5000, "16", "4"), ("1000000", 20, "4", "1")] {
+    for (size, count, k, conns) in [
+        ("64", 3000, "1", "1"),
+        ("4096", 5000, "16", "4"),
+        ("1000000", 20, "4", "1"),
+    ] {
         let o = bin()
-            .args(["send", &addr, "--size", size, "--count", &count.to_string(), "--in-flight", k, "--connections", conns, "--json"])
+            .args([
+                "send",
+                &addr,
+                "--size",
+                size,
+                "--count",
+                &count.to_string(),
+                "--in-flight",
+                k,
+                "--connections",
+                conns,
+                "--json",
+            ])
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -32,9 +48,15 @@ fn send_to_serve_counts_every_message() {
         assert!(line.contains("\"msgs_per_s\":"), "{line}");
         total += count;
     }
-    Command::new("kill").args(["-TERM", &serve.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
     let rest: Vec<String> = out.lines().map_while(Result::ok).collect();
     assert!(serve.wait().unwrap().success());
-    let totals = rest.iter().find(|l| l.starts_with("total")).expect("totals line");
+    let totals = rest
+        .iter()
+        .find(|l| l.starts_with("total"))
+        .expect("totals line");
     assert!(totals.contains(&format!("messages={total} ")), "{totals}");
 }

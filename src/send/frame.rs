@@ -68,11 +68,13 @@ pub(crate) struct BodyRef<'a> {
 }
 
 impl<'a> BodyRef<'a> {
-    /// Every piece of the body in order (empty pieces included).
-    fn pieces(self) -> impl Iterator<Item = &'a [u8]> {
-        self.sections
-            .into_iter()
-            .chain(self.chunks.iter().map(|c| &c[..]))
+    /// Piece `i` of the body in wire order: the two sections, then the chunks (empty
+    /// pieces included); `None` past the end.
+    fn piece(&self, i: usize) -> Option<&'a [u8]> {
+        match i {
+            0 | 1 => Some(self.sections[i]),
+            _ => self.chunks.get(i - 2).map(|c| &c[..]),
+        }
     }
 }
 
@@ -89,6 +91,10 @@ pub(crate) struct OutFrame {
     /// Set by [`OutFrame::abort`]: body bytes from `max(written, head_len)` on are zeros.
     /// Invariant: only ever set while `0 < written < len()`.
     aborted: bool,
+    /// The first body piece not completely written, and the wire offset it starts at, so
+    /// that `fill` does not walk the pieces already written (a body may have thousands of
+    /// chunks). Invariant: `cursor.1 <= max(written, head_len)`; kept by `advance`.
+    cursor: (usize, u64),
 }
 
 /// What an abort left owed on the wire.
@@ -108,6 +114,7 @@ impl OutFrame {
             tail: Inline::new(tail),
             written: 0,
             aborted: false,
+            cursor: (0, head.len() as u64),
         }
     }
 
@@ -138,10 +145,20 @@ impl OutFrame {
         self.aborted
     }
 
-    /// Acknowledges up to `n` bytes; returns how many were taken.
-    pub(crate) fn advance(&mut self, n: u64) -> u64 {
+    /// Acknowledges up to `n` bytes of a frame whose body is `body` (or `None` once
+    /// aborted); returns how many were taken.
+    pub(crate) fn advance(&mut self, n: u64, body: Option<BodyRef<'_>>) -> u64 {
         let take = n.min(self.remaining());
         self.written += take;
+        if let Some(b) = body {
+            while let Some(p) = b.piece(self.cursor.0) {
+                let end = self.cursor.1 + p.len() as u64;
+                if end > self.written {
+                    break;
+                }
+                self.cursor = (self.cursor.0 + 1, end);
+            }
+        }
         take
     }
 
@@ -198,8 +215,11 @@ impl OutFrame {
                 }
                 pos = body_end;
             } else {
-                for piece in body.pieces() {
+                let (mut i, start) = self.cursor;
+                pos = start;
+                while let Some(piece) = body.piece(i) {
                     filler.piece(&mut pos, skip, piece)?;
+                    i += 1;
                 }
             }
             filler.piece(&mut pos, skip, self.tail.as_slice())
@@ -258,7 +278,7 @@ mod tests {
         let mut f = OutFrame::new(&[9, 9], 6, &[7, 7, 7]);
         assert_eq!(f.len(), 11);
         assert_eq!(collect(&f, body), [9, 9, 1, 2, 3, 4, 5, 6, 7, 7, 7]);
-        f.advance(3);
+        f.advance(3, Some(body));
         assert_eq!(collect(&f, body), [2, 3, 4, 5, 6, 7, 7, 7]);
         let owed = f.abort(&[0, 0, 0]);
         assert_eq!(
@@ -271,7 +291,7 @@ mod tests {
         assert_eq!(collect(&f, body), [0; 8]);
 
         let mut f = OutFrame::new(&[9, 9], 6, &[7, 7, 7]);
-        f.advance(1);
+        f.advance(1, Some(body));
         assert_eq!(
             f.abort(&[0, 0, 0]),
             AbortOwed {
@@ -282,7 +302,7 @@ mod tests {
         assert_eq!(collect(&f, body), [9, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 
         let mut f = OutFrame::new(&[9, 9], 6, &[7, 7, 7]);
-        f.advance(9);
+        f.advance(9, Some(body));
         assert_eq!(
             f.abort(&[0, 0, 0]),
             AbortOwed {
@@ -315,7 +335,7 @@ mod tests {
             chunks: &chunks,
         };
         let mut f = OutFrame::new(&[1; 54], 200_000, &[2; 21]);
-        f.advance(60);
+        f.advance(60, Some(body));
         f.abort(&[0; 21]);
         let out = collect(&f, body);
         assert_eq!(out.len() as u64, f.remaining());

@@ -509,7 +509,18 @@ impl Messenger {
                     e.stage = Stage::Started;
                 }
             }
-            let took = front.frame.advance(n);
+            let body = match &front.kind {
+                _ if front.frame.is_aborted() => None,
+                Kind::Raw { body, .. } => Some(BodyRef {
+                    sections: [body, &[]],
+                    chunks: &[],
+                }),
+                Kind::Msg(id) => self.queue.get(id.0).map(|e| BodyRef {
+                    sections: [&e.msg.front, &e.msg.middle],
+                    chunks: &e.msg.data,
+                }),
+            };
+            let took = front.frame.advance(n, body);
             n -= took;
             self.staged_bytes -= took;
             if front.frame.remaining() == 0 {

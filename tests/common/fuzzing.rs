@@ -79,6 +79,12 @@ pub fn events(data: &[u8]) {
             Op::Reset => Ev::Reset,
         });
     }
+    if std::env::var("FUZZ_DEBUG").is_ok() {
+        eprintln!(
+            "slots {slots} cuts {cuts:?}\n{}",
+            oracle::render_script(&evs)
+        );
+    }
     let expected = oracle::run(&evs);
     let got = run_api(&evs, &cuts, slots);
     assert_eq!(got, expected, "messenger diverges from the oracle");
