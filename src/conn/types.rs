@@ -1,0 +1,283 @@
+//! The session layer's public types: configuration, states, errors, events, counters.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::recv::{Limits, Received, RecvError};
+use crate::send::MsgId;
+use crate::wire::handshake::{features as feat, ConnectMsg, EntityAddr};
+use crate::wire::{DecodeError, EntityName, EntityType, MsgHeader};
+use crate::Message;
+
+/// What to do with an incoming message whose footer says the sender aborted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnAborted {
+    /// Drop it and continue, counting its seq as received (so it is acknowledged and the
+    /// next message is in order). This matches SimpleMessenger and msgr2, and it is the
+    /// default because an abort is how a sender revokes a message it had started: the
+    /// stream is intact, so there is nothing to recover from.
+    Drop,
+    /// Fault the connection, as AsyncMessenger v1 does.
+    Fault,
+}
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our entity name; its type is the `host_type` of our connect message.
+    pub name: EntityName,
+    /// Feature bits we support.
+    pub features: u64,
+    /// Feature bits we require of the peer.
+    pub required_features: u64,
+    /// Lossy policy: on a fault the session ends and queued messages are handed back.
+    /// Lossless: a client reconnects (with backoff) and resends; a server keeps the
+    /// session for the peer to come back.
+    pub lossy: bool,
+    /// Section size limits for incoming messages.
+    pub limits: Limits,
+    /// Send a keepalive this often while open (`None`: only on request).
+    pub keepalive_interval: Option<Duration>,
+    /// First reconnect delay; it doubles after every failed attempt.
+    pub backoff_initial: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+    /// Treat a gap in incoming seqs as a fault (the kernel's rule); by default gaps are
+    /// accepted, as Ceph userspace does.
+    pub strict_seq: bool,
+    /// Policy for aborted incoming messages.
+    pub on_aborted: OnAborted,
+    /// Our address nonce (tells processes on one address apart).
+    pub nonce: u32,
+    /// Server: pause after the peer identified itself so the caller can attach the
+    /// session it already holds for that peer ([`Event::PeerIdentified`]). Lossless
+    /// servers need this to resume sessions across transports.
+    pub sessions: bool,
+}
+
+impl Config {
+    /// A client named `name` with a kernel-like feature set, lossy, no keepalives.
+    #[must_use]
+    pub fn client(name: EntityName) -> Self {
+        Self {
+            name,
+            features: feat::KERNEL_LIKE,
+            required_features: 0,
+            lossy: true,
+            limits: Limits::default(),
+            keepalive_interval: None,
+            backoff_initial: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(15),
+            strict_seq: false,
+            on_aborted: OnAborted::Drop,
+            nonce: 0,
+            sessions: false,
+        }
+    }
+
+    /// A server named `name` (same defaults as a client).
+    #[must_use]
+    pub fn server(name: EntityName) -> Self {
+        Self::client(name)
+    }
+}
+
+/// Which side of the handshake this connection plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Connects to a server.
+    Client,
+    /// Accepted a transport.
+    Server,
+}
+
+/// The public view of a connection's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum State {
+    /// Client: waiting for the caller to open a transport ([`Event::OpenTransport`]).
+    Connecting,
+    /// Banner and connect negotiation in progress.
+    Handshake,
+    /// Server: the peer identified itself; waiting for
+    /// [`Connection::accept_new_session`] or [`Connection::adopt`].
+    AwaitingSession,
+    /// Session open: messages flow.
+    Open,
+    /// Client: waiting out the reconnect delay.
+    Backoff,
+    /// Server (lossless): no transport; the session waits for the peer to reconnect.
+    Standby,
+    /// Flushing a CLOSE before ending.
+    Closing,
+    /// Ended. Nothing more happens.
+    Closed,
+}
+
+/// Why a connection faulted or ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer sent bytes that break the protocol.
+    Recv(RecvError),
+    /// A handshake record failed to decode (bad banner, unknown tag, …).
+    Handshake(DecodeError),
+    /// The peer requires features we lack (FEATURES), or lacks ones we require.
+    MissingFeatures {
+        /// The missing bits.
+        missing: u64,
+    },
+    /// Protocol version mismatch (BADPROTOVER).
+    BadProtocolVersion {
+        /// Ours.
+        ours: u32,
+        /// The peer's.
+        theirs: u32,
+    },
+    /// The authorizer was rejected twice, or the authorizer reply did not verify.
+    AuthFailed,
+    /// The server answered WAIT, which a client cannot get.
+    UnexpectedWait,
+    /// A length in the handshake over the limit.
+    AuthorizerTooLong(u32),
+    /// The peer's entity type is unknown.
+    BadPeerType(u32),
+    /// A gap in incoming seqs with strict seq checking on.
+    SeqGap {
+        /// The seq received.
+        got: u64,
+        /// The seq expected.
+        expected: u64,
+    },
+    /// An aborted message with [`OnAborted::Fault`].
+    AbortedMessage {
+        /// Its seq.
+        seq: u64,
+    },
+    /// The transport failed or was closed (reported by the caller).
+    Transport(String),
+    /// The peer sent CLOSE.
+    PeerClosed,
+    /// The peer sent bytes while we were not expecting any (e.g. before our banner went
+    /// out, or after CLOSE).
+    UnexpectedInput,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Recv(e) => write!(f, "bad incoming stream: {e}"),
+            Self::Handshake(e) => write!(f, "bad handshake: {e}"),
+            Self::MissingFeatures { missing } => {
+                write!(f, "missing required features {missing:#x}")
+            }
+            Self::BadProtocolVersion { ours, theirs } => {
+                write!(f, "protocol version mismatch: ours {ours}, peer's {theirs}")
+            }
+            Self::AuthFailed => f.write_str("authorization failed"),
+            Self::UnexpectedWait => f.write_str("server answered WAIT to a client"),
+            Self::AuthorizerTooLong(n) => write!(f, "authorizer of {n} bytes is too long"),
+            Self::BadPeerType(t) => write!(f, "unknown peer entity type {t}"),
+            Self::SeqGap { got, expected } => {
+                write!(f, "incoming seq {got}, expected {expected}")
+            }
+            Self::AbortedMessage { seq } => write!(f, "peer aborted message seq {seq}"),
+            Self::Transport(e) => write!(f, "transport: {e}"),
+            Self::PeerClosed => f.write_str("peer closed the connection"),
+            Self::UnexpectedInput => f.write_str("unexpected input"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Who the peer says it is, reported by [`Event::PeerIdentified`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its address (IP filled in from the socket if it sent a blank one).
+    pub addr: EntityAddr,
+    /// Its entity type.
+    pub ty: EntityType,
+    /// The connect message it sent.
+    pub connect: ConnectMsg,
+}
+
+/// Something the caller must act on or may want to know.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// Client: open a transport to the peer now, then call
+    /// [`Connection::transport_connected`] (or [`Connection::transport_failed`]).
+    OpenTransport,
+    /// Server: the peer identified itself. Attach the session you hold for
+    /// `info.addr` with [`Connection::adopt`] on that session, or call
+    /// [`Connection::accept_new_session`].
+    PeerIdentified(PeerInfo),
+    /// The session is open on this transport.
+    Opened {
+        /// Negotiated features (ours & the peer's).
+        features: u64,
+        /// The peer's address.
+        peer_addr: EntityAddr,
+        /// Our address, as the peer sees it.
+        my_addr: EntityAddr,
+        /// The peer's entity type.
+        peer_type: EntityType,
+        /// The connect reply tag (READY or SEQ).
+        reply_tag: u8,
+        /// Whether the peer runs this session lossy.
+        lossy: bool,
+    },
+    /// A message arrived, in order and CRC-checked.
+    Message(Received),
+    /// An aborted message arrived and was dropped ([`OnAborted::Drop`]).
+    AbortedMessage(MsgHeader),
+    /// The peer acknowledged every seq up to this one.
+    Acked(u64),
+    /// The peer answered our keepalive2; `rtt` is set if it echoed our latest stamp.
+    KeepaliveAck {
+        /// Round-trip time of the keepalive.
+        rtt: Option<Duration>,
+    },
+    /// The transport faulted. Close it. A lossless client reconnects after a delay; the
+    /// messages stay queued and unacknowledged ones are resent with their seqs.
+    Fault {
+        /// What went wrong.
+        error: Error,
+    },
+    /// The peer reset the session (RESETSESSION, or a server saw a peer restart): seqs
+    /// start over and every message we held is handed back.
+    SessionReset {
+        /// Messages that were queued or unacknowledged.
+        unsent: Vec<(MsgId, Message)>,
+    },
+    /// The connection ended. Close the transport. Messages not yet acknowledged are
+    /// handed back (a lossy session, or a fatal error).
+    Closed {
+        /// Why, if it was not a local `close()`.
+        error: Option<Error>,
+        /// Messages that were queued or unacknowledged.
+        unsent: Vec<(MsgId, Message)>,
+    },
+}
+
+/// Counters, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages delivered.
+    pub msgs_in: u64,
+    /// Payload bytes of delivered messages.
+    pub bytes_in: u64,
+    /// Messages discarded as duplicates (seq already received).
+    pub dups_in: u64,
+    /// Aborted messages received.
+    pub aborted_in: u64,
+    /// Transport faults.
+    pub faults: u64,
+    /// Times the session opened (1 + reconnects).
+    pub opens: u64,
+    /// Keepalives sent.
+    pub keepalives: u64,
+    /// KEEPALIVE2s received from the peer (each one is answered with KEEPALIVE2_ACK).
+    pub keepalives_answered: u64,
+}
