@@ -9,6 +9,9 @@ use crate::wire::handshake::{features as feat, ConnectMsg, EntityAddr};
 use crate::wire::{DecodeError, EntityName, EntityType, MsgHeader};
 use crate::Message;
 
+#[allow(unused_imports)] // for intra-doc links
+use super::Connection;
+
 /// What to do with an incoming message whose footer says the sender aborted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnAborted {
