@@ -25,7 +25,7 @@ echo "== iperf3 over loopback" >&2
 port=$((20000 + RANDOM % 20000))
 iperf3 -s -p "$port" >/dev/null 2>&1 &
 sleep 0.5
-for len in 64 4K 4M; do
+for len in 64 4K 1M; do   # iperf3 caps -l at 1 MiB
   for ((r = 0; r < runs; r++)); do
     iperf3 -c 127.0.0.1 -p "$port" -l "$len" -t 2 -J >"$out/iperf-$len-$r.json"
   done
@@ -85,7 +85,7 @@ for s in ["64B", "4KiB", "64KiB"]:
     row(f"send path {s} (msgs/s)", crit("send_path", f"send_path_msgs/{s}/messenger"), None, "msg/s")
 for s in ["64B", "4KiB", "64KiB", "4MiB"]:
     row(f"receive path {s} (GB/s) vs bare crc32c", (crit("recv_path", f"recv_path/{s}/receiver") or 0) / G, (crit("recv_path", f"recv_path/{s}/bare_crc32c") or 0) / G, "GB/s")
-for len_, name, goal in [("4M", "4m-1", "≥ 0.90"), ("4M", "4m-16", "≥ 0.90"), ("4K", "4k-16", "≥ 1.50"), ("4K", "4k-1", ""), ("64", "64-16", ""), ("64", "64-1", "")]:
+for len_, name, goal in [("1M", "4m-1", "≥ 0.90"), ("1M", "4m-16", "≥ 0.90"), ("4K", "4k-16", "≥ 1.50"), ("4K", "4k-1", ""), ("64", "64-16", ""), ("64", "64-1", "")]:
     e = e2e(name)
     row(f"end to end {name} (Gbit/s) vs iperf3 -l {len_}", e["gbit_per_s"], iperf(len_) / G, "Gbit/s", goal)
 for name in ["4k-16", "64-16", "64-1"]:

@@ -25,6 +25,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --all-targets -- -D warnings
 cargo check --lib --no-default-features
+echo "== rustdoc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q
 echo "== cargo test"
 cargo test --all-targets
 cargo test --doc
