@@ -1,6 +1,9 @@
 //! The blocking shim over real loopback sockets, against a server built on the core (a
 //! thread with a std socket, lossless, resuming the session across transports).
 
+mod common;
+
+use common::sim::Rng;
 use std::io::{IoSlice, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::thread::JoinHandle;
@@ -143,21 +146,6 @@ fn client_cfg() -> Config {
     cfg
 }
 
-/// SplitMix64, seeded: the schedule of a failing run replays.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 struct Sent {
     id: MsgId,
     tid: u64,
@@ -227,7 +215,7 @@ fn ten_thousand_messages_with_revokes_and_faults_exactly_once_in_order() {
     let mut c =
         BlockingConnection::connect(client_cfg(), addr, EntityType::Osd, Duration::from_secs(5))
             .expect("connect");
-    let mut rng = Rng(0x5eed_0001);
+    let mut rng = Rng::new(0x5eed_0001);
     let mut sent: Vec<Sent> = Vec::new();
     let mut faults = 0;
     let mut injected = 0;

@@ -2,7 +2,9 @@
 //! 16.2.15 (`tests/data/v1-auth.server.bin`), and our server handshake fed the recorded
 //! bytes of real clients (`*.client.bin`).
 
-use std::io::IoSlice;
+mod common;
+
+use common::pair::drain;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
@@ -11,23 +13,6 @@ use ceph_msgr::wire::handshake::{
     features, ClientHello, ConnectMsg, EntityAddr, CLIENT_HELLO_LEN, CONNECT_LEN,
 };
 use ceph_msgr::wire::{tag, EntityName, EntityType, MsgHeader};
-
-fn drain(c: &mut Connection) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let t = c.poll_transmit();
-        let mut s = [IoSlice::new(&[]); 16];
-        let k = t.fill(&mut s);
-        let n: usize = s[..k].iter().map(|x| x.len()).sum();
-        for x in &s[..k] {
-            out.extend_from_slice(x);
-        }
-        if n == 0 {
-            return out;
-        }
-        c.advance(n).unwrap();
-    }
-}
 
 fn mon_sock() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 6789))

@@ -4,6 +4,9 @@
 //! random in-flight messages and dropping their transports now and then. The server
 //! must deliver every message that was not revoked exactly once, in order, byte for byte.
 
+mod common;
+
+use common::sim::Rng;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,22 +20,6 @@ use ceph_msgr::shim::mio::{ConnId, Notice, Options, Reactor};
 use ceph_msgr::wire::{EntityName, EntityType};
 use ceph_msgr::{Config, Event, Message};
 
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// Tids with this bit set belong to a run of small messages only.
 const SMALL: u64 = 1 << 39;
 
@@ -40,7 +27,7 @@ const SMALL: u64 = 1 << 39;
 /// bytes in flight outgrow the socket buffers and revokes hit frames mid-write); with
 /// [`SMALL`], a front of up to 128 bytes only.
 fn lens(tid: u64) -> (usize, usize) {
-    let mut r = Rng(tid.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let mut r = Rng::new(tid.wrapping_mul(0x2545_F491_4F6C_DD1D));
     if tid & SMALL != 0 {
         return (r.below(128) as usize, 0);
     }
@@ -56,7 +43,7 @@ fn lens(tid: u64) -> (usize, usize) {
 /// The bytes of section `section` of message `tid`: both sides compute them, so the
 /// receiver checks every byte without the sender keeping a copy.
 fn payload(tid: u64, section: u64, len: usize) -> Bytes {
-    let mut r = Rng(tid ^ (section << 56) ^ 0xC0FF_EE00);
+    let mut r = Rng::new(tid ^ (section << 56) ^ 0xC0FF_EE00);
     let mut v = Vec::with_capacity(len + 8);
     while v.len() < len {
         v.extend_from_slice(&r.next().to_le_bytes());
@@ -205,7 +192,7 @@ fn stress(run: &Run) -> Figures {
     let (addr, waker, server) = spawn_server(Arc::clone(&stop));
 
     let mut r = Reactor::new().expect("reactor");
-    let mut rng = Rng(0x5eed_0f10);
+    let mut rng = Rng::new(0x5eed_0f10);
     let mut ids = Vec::new();
     for c in 0..clients {
         let mut cfg = Config::client(EntityName::client(100 + c));

@@ -10,6 +10,9 @@
 //!   hand-driven server that completes the handshake and then reads only when told to.
 //! * `demo_*`: the `ceph-msgr demo` binary.
 
+mod common;
+
+use common::sim::Rng;
 use std::collections::HashMap;
 use std::io::{IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
@@ -26,22 +29,6 @@ use ceph_msgr::{
     Connection, EntityName, EntityType, Message, MsgId, MsgStatus, QueueError, Revoked,
 };
 use tokio::sync::{mpsc, oneshot};
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 fn osd() -> EntityName {
     EntityName {
@@ -214,7 +201,7 @@ async fn many_messages() {
     const N: u64 = 12_000;
     const REVOKE_EVERY: u64 = 9;
     const FAIL_EVERY: u64 = 600;
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let pool: Bytes = (0..POOL).map(|_| rng.next() as u8).collect();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
