@@ -1,8 +1,9 @@
 //! A peer cannot make a connection hold more than the configured limits: lengths over a
-//! limit are refused when the header arrives, before anything is buffered for the body,
-//! and a peer that announces the largest allowed record and trickles it in makes the
-//! buffer grow with what actually arrived — at most twice the bytes received (the
-//! buffer doubles when it grows) — never by the announced size at once.
+//! limit are refused when the header arrives, before anything is buffered for the body;
+//! a record up to `Limits::eager_reserve` is reserved whole when its header arrives (one
+//! allocation, no copies as it trickles in); and a peer that announces a larger record
+//! and trickles it in makes the buffer grow with what actually arrived — at most twice the
+//! bytes received (the buffer doubles when it grows) — never by the announced size.
 
 use ceph_msgr::recv::{Limits, Receiver, RecvError};
 use ceph_msgr::wire::{tag, EntityName, FooterKind, MsgHeader};
@@ -49,11 +50,7 @@ fn lengths_over_the_limits_are_refused_at_the_header() {
 
 #[test]
 fn trickled_maximal_record_grows_with_what_arrived() {
-    let limits = Limits {
-        front: 16 << 20,
-        middle: 16 << 20,
-        data: 64 << 20,
-    };
+    let limits = Limits::default();
     let mut rx = Receiver::new(FooterKind::New, limits);
     rx.push(&header(limits.front, limits.middle, limits.data));
     assert!(rx.next_record().unwrap().is_none());
@@ -84,6 +81,7 @@ fn one_byte_at_a_time_stays_bounded() {
         front: 1 << 20,
         middle: 0,
         data: 0,
+        eager_reserve: 0,
     };
     let mut rx = Receiver::new(FooterKind::Old, limits);
     rx.push(&header(1 << 20, 0, 0));
@@ -93,4 +91,25 @@ fn one_byte_at_a_time_stays_bounded() {
     }
     let fed = 54 + 100_000;
     assert!(rx.capacity() <= 2 * fed + 4096, "{}", rx.capacity());
+}
+
+#[test]
+fn records_up_to_the_eager_limit_are_reserved_once() {
+    let limits = Limits::default();
+    let mut rx = Receiver::new(FooterKind::New, limits);
+    let total = 54 + (4 << 20) + 21;
+    rx.push(&header(0, 0, 4 << 20));
+    assert!(rx.next_record().unwrap().is_none());
+    let cap = rx.capacity();
+    assert!(cap >= total, "reserved {cap} for a {total}-byte record");
+    let chunk = vec![0u8; 64 * 1024];
+    for _ in 0..63 {
+        rx.push(&chunk);
+        assert!(rx.next_record().unwrap().is_none());
+        assert_eq!(
+            rx.capacity(),
+            cap,
+            "no reallocation while the record arrives"
+        );
+    }
 }

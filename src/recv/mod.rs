@@ -4,10 +4,11 @@
 //! Bytes are buffered until a record is complete; a message's sections are then split off
 //! the buffer as [`Bytes`] without copying. A record is never larger than the [`Limits`]:
 //! a hostile length is refused as soon as the header arrives, before any memory is
-//! reserved for it. The buffer grows with the bytes that actually arrive — its capacity
-//! stays within twice the bytes buffered (it doubles when it grows) — so a peer announcing the
-//! largest record and trickling it in costs what it sent, not what it announced
-//! (`tests/memory_bounds.rs`).
+//! reserved for it. A record up to [`Limits::eager_reserve`] (8 MiB by default) gets its
+//! size reserved at once; a larger one grows with the bytes that actually arrive — the
+//! capacity stays within twice the bytes buffered — so a peer announcing the largest
+//! record and trickling it in costs what it sent plus at most `eager_reserve`, not what it
+//! announced (`tests/memory_bounds.rs`).
 
 use std::fmt;
 
@@ -28,6 +29,10 @@ pub struct Limits {
     pub middle: u32,
     /// Maximum data length.
     pub data: u32,
+    /// Records up to this size get their whole size reserved when their header arrives
+    /// (saves the copies of a buffer that doubles as the record trickles in). This is
+    /// the most a peer can make a connection reserve beyond what it actually sent.
+    pub eager_reserve: u32,
 }
 
 impl Default for Limits {
@@ -36,6 +41,7 @@ impl Default for Limits {
             front: 16 << 20,
             middle: 16 << 20,
             data: 64 << 20,
+            eager_reserve: 8 << 20,
         }
     }
 }
@@ -237,9 +243,13 @@ impl Receiver {
         // Bounded by the limits: at most ~96 MiB with the defaults.
         let total = 1 + HEADER_LEN + h.payload_len() as usize + footer_len;
         if self.buf.len() < total {
-            // Nothing is reserved for the announced size: the buffer grows with what
-            // arrives, so a peer that announces a large record and trickles it in costs
-            // what it sent.
+            // A record up to `eager_reserve` gets its whole size reserved now, so it is
+            // not copied again and again as the buffer doubles; a larger one grows with
+            // what arrives, so a peer that announces a large record and trickles it in
+            // costs what it sent (plus at most `eager_reserve`).
+            if total <= self.limits.eager_reserve as usize {
+                self.buf.reserve(total - self.buf.len());
+            }
             return Ok(None);
         }
         let mut rec = self.buf.split_to(total);

@@ -136,6 +136,7 @@ pub fn decode(data: &[u8]) {
             front: 512,
             middle: 64,
             data: 4096,
+            eager_reserve: 1024,
         }
     };
     let (splits, input) = rest.split_at(rest.len().min(8));
