@@ -60,3 +60,43 @@ fn send_to_serve_counts_every_message() {
         .expect("totals line");
     assert!(totals.contains(&format!("messages={total} ")), "{totals}");
 }
+
+/// The default `serve` (an implicit mon.0) accepts a client of any protocol version, so
+/// that any independent v1 client can talk to it; `--strict` refuses a wrong one.
+#[test]
+fn default_serve_accepts_any_protocol_version_strict_refuses() {
+    for (strict, want_ok) in [(false, true), (true, false)] {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--quiet"];
+        if strict {
+            args.push("--strict");
+        }
+        let mut serve = bin()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(serve.stdout.take().unwrap());
+        let mut addr = String::new();
+        out.read_line(&mut addr).unwrap();
+        let o = Command::new("python3")
+            .args([
+                "tests/interop/v1client.py",
+                addr.trim(),
+                "--messages",
+                "3",
+                "--protocol-version",
+                "24",
+            ])
+            .output()
+            .unwrap();
+        let _ = serve.kill();
+        let _ = serve.wait();
+        assert_eq!(
+            o.status.success(),
+            want_ok,
+            "strict={strict}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}

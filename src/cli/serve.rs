@@ -32,6 +32,9 @@ struct Opts {
     name: EntityName,
     features: u64,
     quiet: bool,
+    /// Refuse clients that speak another protocol version than our entity type serves
+    /// (BADPROTOVER), as Ceph does; on with `--as` or `--strict`.
+    strict: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -43,6 +46,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     };
     let mut feats = features::KERNEL_LIKE;
     let mut quiet = false;
+    let mut strict = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -55,6 +59,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             }
             "--lossless" => lossless = true,
             "--as" => {
+                strict = true;
                 let v = it.next().ok_or("--as needs mon, osd, mds or TYPE.NUM")?;
                 name = match v.as_str() {
                     "mon" | "osd" | "mds" => format!("{v}.0").parse(),
@@ -68,6 +73,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                     .map_err(|e| format!("--features {v}: {e}"))?;
             }
             "--quiet" | "-q" => quiet = true,
+            "--strict" => strict = true,
             s => return Err(format!("unexpected argument `{s}`")),
         }
     }
@@ -77,6 +83,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         name,
         features: feats,
         quiet,
+        strict,
     })
 }
 
@@ -112,6 +119,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     cfg.features = o.features;
     cfg.lossy = !o.lossless;
     cfg.sessions = o.lossless;
+    cfg.check_protocol_version = o.strict;
     // A real monitor announces nonce 0; other daemons tell restarts apart by it.
     cfg.nonce = if o.name.ty == EntityType::Mon {
         0

@@ -220,9 +220,9 @@ impl Connection {
             .and_then(|t| EntityType::from_u8(t).ok())
             .ok_or(Error::BadPeerType(c.host_type))?;
         self.peer_type = ty;
-        // The client protocol number of our own type, unless we are a plain client.
-        if self.cfg.name.ty != EntityType::Client {
-            let ours = proto_for(self.cfg.name.ty);
+        // The client protocol number of our own type (types without one check nothing).
+        let ours = handshake::protocol::for_peer(self.cfg.name.ty);
+        if let (true, Some(ours)) = (self.cfg.check_protocol_version, ours) {
             if c.protocol_version != ours {
                 self.reply(tag::BADPROTOVER, &c, &[]);
                 return Ok(());

@@ -52,6 +52,10 @@ pub struct Config {
     pub on_aborted: OnAborted,
     /// Our address nonce (tells processes on one address apart).
     pub nonce: u32,
+    /// Server: answer BADPROTOVER to a connect whose protocol version is not the one our
+    /// entity type serves (15 for a mon, 24 for an OSD, 32 for an MDS), as Ceph does. A
+    /// test peer may turn this off to accept any client.
+    pub check_protocol_version: bool,
     /// Server: pause after the peer identified itself so the caller can attach the
     /// session it already holds for that peer ([`Event::PeerIdentified`]). Lossless
     /// servers need this to resume sessions across transports.
@@ -74,6 +78,7 @@ impl Config {
             strict_seq: false,
             on_aborted: OnAborted::Drop,
             nonce: 0,
+            check_protocol_version: true,
             sessions: false,
         }
     }
