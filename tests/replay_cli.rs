@@ -118,3 +118,32 @@ proptest! {
         prop_assert_eq!(replay_files(&dir, &script), oracle::run(&evs), "{}", script);
     }
 }
+
+#[test]
+fn stale_connection_files_are_removed() {
+    let dir = scratch("stale");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("conn-7.bin"), b"old").unwrap();
+    std::fs::write(out.join("notes.txt"), b"keep").unwrap();
+    let conns = replay_files(&dir, "queue 1\nwrite all\n");
+    assert_eq!(conns.len(), 1);
+    // replay_files removes `out` first; write into it again by hand and rerun.
+    std::fs::write(out.join("conn-7.bin"), b"old").unwrap();
+    std::fs::write(out.join("notes.txt"), b"keep").unwrap();
+    let path = dir.join("s.script");
+    let st = bin()
+        .args([
+            "replay",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(!out.join("conn-7.bin").exists());
+    assert!(out.join("notes.txt").exists());
+    assert!(out.join("conn-0.bin").exists());
+}

@@ -26,6 +26,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let events = replay::parse(&text).map_err(|e| format!("{}: {e}", script.display()))?;
     let outcome = replay::run(&events);
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    // Files of an earlier run with more connections would be mistaken for this run's.
+    for entry in
+        std::fs::read_dir(&out).map_err(|e| format!("cannot read {}: {e}", out.display()))?
+    {
+        let p = entry.map_err(|e| e.to_string())?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let numbered = name
+            .strip_prefix("conn-")
+            .and_then(|r| r.strip_suffix(".bin"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if numbered {
+            std::fs::remove_file(&p).map_err(|e| format!("cannot remove {}: {e}", p.display()))?;
+        }
+    }
     for (i, bytes) in outcome.connections.iter().enumerate() {
         let p = out.join(format!("conn-{i}.bin"));
         std::fs::write(&p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
