@@ -2,6 +2,9 @@
 # Every performance figure in one run, next to the machine's limits measured in the same
 # run (iperf3 over loopback, bare crc32c), printed as one table. Medians of RUNS runs.
 # Usage: scripts/bench.sh [RUNS]   (default 3; installs iperf3 from Debian if missing)
+# BENCH_WARM=1 keeps both cores from idling (two nice-19 spinners) for the whole run, for
+# iperf3 and ceph-msgr alike: on a VM whose idle vCPUs take tens of µs to wake, a
+# request/response workload otherwise measures the hypervisor's wake-up latency.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -14,6 +17,10 @@ if ! command -v iperf3 >/dev/null; then
 fi
 cargo build --release -q
 bin=target/release/ceph-msgr
+if [ "${BENCH_WARM:-0}" = 1 ]; then
+  for _ in 1 2; do nice -n 19 sh -c 'while :; do :; done' & done
+  echo "== warm: two nice-19 spinners keep the cores from idling" >&2
+fi
 
 echo "== criterion benches (send path, receive path, revoke/ack scale)" >&2
 for b in send_path recv_path scale; do
