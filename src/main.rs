@@ -10,14 +10,15 @@ usage:
       Run an event script through the Messenger and write DIR/conn-N.bin, the bytes
       each connection carried (message stream only). Prints a per-message summary.
   ceph-msgr serve --listen IP:PORT [--lossless] [--as mon|osd|mds|TYPE.NUM]
-                  [--features HEX] [--strict] [--quiet]
+                  [--features HEX] [--strict] [--busy-poll-us N] [--quiet]
       Run a msgr v1 server (mio reactor, one thread) that accepts any number of
       clients. Prints the bound address (IP:PORT; port 0 picks one) as the first
       stdout line, logs each connection and message on stderr, acknowledges
       messages and answers keepalives. Default: mon.0, lossy like a real monitor,
       accepting any client protocol version; with --as or --strict it answers
       BADPROTOVER to clients that do not speak its type's (15 mon, 24 osd, 32 mds).
-      --lossless keeps sessions across reconnects.
+      --lossless keeps sessions across reconnects. --busy-poll-us N keeps polling for
+      N µs after activity before sleeping (lower latency where waking is slow).
       On SIGINT/SIGTERM prints per-connection totals and a `total` line, exits 0.
   ceph-msgr mon-status ADDR [--json] [--timeout SECS] [--legacy-monmap] [--name NAME]
       Connect to a Ceph monitor over msgr v1 (ADDR: v1:IP:PORT or IP:PORT), authenticate

@@ -100,3 +100,50 @@ fn default_serve_accepts_any_protocol_version_strict_refuses() {
         );
     }
 }
+
+/// `serve --busy-poll-us` (the mio reactor's busy-poll option) serves the same traffic.
+#[test]
+fn busy_polling_serve_counts_every_message() {
+    let mut serve = bin()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--quiet",
+            "--busy-poll-us",
+            "30",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(serve.stdout.take().unwrap());
+    let mut addr = String::new();
+    out.read_line(&mut addr).unwrap();
+    let o = bin()
+        .args([
+            "send",
+            addr.trim(),
+            "--size",
+            "4096",
+            "--count",
+            "3000",
+            "--in-flight",
+            "8",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    let rest: Vec<String> = out.lines().map_while(Result::ok).collect();
+    assert!(serve.wait().unwrap().success());
+    let totals = rest
+        .iter()
+        .find(|l| l.starts_with("total"))
+        .expect("totals line");
+    assert!(totals.contains("messages=3000 "), "{totals}");
+}

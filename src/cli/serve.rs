@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ceph_msgr::conn::Stats;
-use ceph_msgr::shim::mio::{ConnId, Control, Notice, Reactor};
+use ceph_msgr::shim::mio::{ConnId, Control, Notice, Options, Reactor};
 use ceph_msgr::wire::handshake::{features, protocol};
 use ceph_msgr::wire::{tag, EntityName, EntityType};
 use ceph_msgr::{Config, Event};
@@ -32,6 +32,8 @@ struct Opts {
     name: EntityName,
     features: u64,
     quiet: bool,
+    /// Busy-poll this long after activity before sleeping (`--busy-poll-us`).
+    busy_poll: Option<std::time::Duration>,
     /// Refuse clients that speak another protocol version than our entity type serves
     /// (BADPROTOVER), as Ceph does; on with `--as` or `--strict`.
     strict: bool,
@@ -47,6 +49,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     let mut feats = features::KERNEL_LIKE;
     let mut quiet = false;
     let mut strict = false;
+    let mut busy_poll = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -74,6 +77,13 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             }
             "--quiet" | "-q" => quiet = true,
             "--strict" => strict = true,
+            "--busy-poll-us" => {
+                let v = it.next().ok_or("--busy-poll-us needs a number")?;
+                let us: u64 = v
+                    .parse()
+                    .map_err(|_| format!("--busy-poll-us {v}: not a number"))?;
+                busy_poll = (us > 0).then(|| std::time::Duration::from_micros(us));
+            }
             s => return Err(format!("unexpected argument `{s}`")),
         }
     }
@@ -83,6 +93,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         name,
         features: feats,
         quiet,
+        busy_poll,
         strict,
     })
 }
@@ -147,7 +158,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     drop(wake_tx);
 
-    let mut reactor = Reactor::new().map_err(|e| format!("poll: {e}"))?;
+    let mut reactor = Reactor::with_options(Options {
+        busy_poll: o.busy_poll,
+        ..Options::default()
+    })
+    .map_err(|e| format!("poll: {e}"))?;
     let mut rx = mio::net::UnixStream::from_std(wake_rx);
     reactor
         .add_wakeup_source(&mut rx)

@@ -193,6 +193,11 @@ pub struct Options {
     pub events_capacity: usize,
     /// Set `TCP_NODELAY` on every transport.
     pub nodelay: bool,
+    /// Busy-poll: after a turn that had work, keep polling without sleeping for up to
+    /// this long before blocking. Trades CPU for latency where waking a sleeping thread
+    /// is slow (as on VMs whose idle vCPUs take tens of µs to wake); `None` (the default)
+    /// always blocks.
+    pub busy_poll: Option<Duration>,
 }
 
 impl Default for Options {
@@ -202,6 +207,7 @@ impl Default for Options {
             read_budget: 256 * 1024,
             events_capacity: 1024,
             nodelay: true,
+            busy_poll: None,
         }
     }
 }
@@ -328,6 +334,8 @@ pub struct Reactor {
     events: Events,
     waker: Option<Arc<Waker>>,
     ctl: Control,
+    /// When a poll last returned events (for [`Options::busy_poll`]).
+    last_work: Option<Instant>,
 }
 
 impl fmt::Debug for Reactor {
@@ -367,6 +375,7 @@ impl Reactor {
             poll,
             events,
             waker: None,
+            last_work: None,
             ctl: Control {
                 registry,
                 opts,
@@ -424,12 +433,34 @@ impl Reactor {
         self.ctl.now = Instant::now();
         self.ctl.settle(h);
         let wait = self.ctl.wait_time(timeout);
-        match self.poll.poll(&mut self.events, wait) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        let spin_until = match (self.ctl.opts.busy_poll, self.last_work) {
+            (Some(spin), Some(at)) if wait != Some(Duration::ZERO) => Some(at + spin),
+            _ => None,
+        };
+        let mut polled = false;
+        while spin_until.is_some_and(|until| Instant::now() < until) {
+            match self.poll.poll(&mut self.events, Some(Duration::ZERO)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            if !self.events.is_empty() {
+                polled = true;
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        if !polled {
+            match self.poll.poll(&mut self.events, wait) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
         self.ctl.now = Instant::now();
+        if !self.events.is_empty() {
+            self.last_work = Some(self.ctl.now);
+        }
         for ev in &self.events {
             let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
             let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
