@@ -111,7 +111,7 @@ impl Connection {
                     return Ok(false);
                 };
                 let peer_in_seq = handshake::decode_seq(&b).map_err(Error::Handshake)?;
-                self.tx.on_ack(peer_in_seq);
+                self.peer_acked(peer_in_seq);
                 self.open(now, tag::SEQ);
                 Ok(true)
             }
@@ -198,7 +198,7 @@ impl Connection {
                 self.challenge = None;
                 if r.tag == tag::SEQ {
                     let peer_in_seq = handshake::decode_seq(seq_bytes).map_err(Error::Handshake)?;
-                    self.tx.on_ack(peer_in_seq);
+                    self.peer_acked(peer_in_seq);
                     self.tx
                         .push_raw(Bytes::copy_from_slice(&handshake::encode_seq(self.in_seq)));
                 }

@@ -54,6 +54,16 @@ impl Connection {
         });
     }
 
+    /// The peer acknowledged every seq up to `seq` (an ack record, or the in_seq it sent
+    /// when the session resumed): releases those messages and reports it once.
+    pub(super) fn peer_acked(&mut self, seq: u64) {
+        let before = self.tx.acked();
+        self.tx.on_ack(seq);
+        if self.tx.acked() > before {
+            self.events.push_back(Event::Acked(self.tx.acked()));
+        }
+    }
+
     pub(super) fn reset_session(&mut self) {
         let unsent = self.tx.drain(true);
         self.in_seq = 0;
@@ -95,13 +105,7 @@ impl Connection {
                 }
                 self.events.push_back(Event::AbortedMessage(h));
             }
-            Record::Control(Control::Ack(seq)) => {
-                let before = self.tx.acked();
-                self.tx.on_ack(seq);
-                if self.tx.acked() > before {
-                    self.events.push_back(Event::Acked(seq));
-                }
-            }
+            Record::Control(Control::Ack(seq)) => self.peer_acked(seq),
             Record::Control(Control::Keepalive) => {}
             Record::Control(Control::Keepalive2(ts)) => {
                 self.stats.keepalives_answered += 1;

@@ -109,6 +109,8 @@ pub struct Sim {
     pub totals: Totals,
     server_addr: EntityAddr,
     next_tid: u64,
+    /// The last seq the client's `Acked` events reported.
+    acked_reported: u64,
 }
 
 fn client_addr() -> SocketAddr {
@@ -140,6 +142,7 @@ impl Sim {
             sent: Vec::new(),
             delivered: Vec::new(),
             errors: Vec::new(),
+            acked_reported: 0,
             totals: Totals::default(),
             server_addr: EntityAddr::new(Some(server_sock), 99),
             next_tid: 1,
@@ -384,14 +387,28 @@ impl Sim {
                     self.errors.push(format!("client closed: {error:?}"))
                 }
                 Event::SessionReset { .. } => self.errors.push("client session reset".into()),
-                Event::Message(_)
-                | Event::AbortedMessage(_)
-                | Event::Acked(_)
-                | Event::KeepaliveAck { .. } => {}
+                Event::Acked(seq) => {
+                    if seq <= self.acked_reported {
+                        self.errors
+                            .push(format!("Acked({seq}) after Acked({})", self.acked_reported));
+                    }
+                    self.acked_reported = seq;
+                }
+                Event::Message(_) | Event::AbortedMessage(_) | Event::KeepaliveAck { .. } => {}
                 other => self
                     .errors
                     .push(format!("unexpected client event {other:?}")),
             }
+        }
+        // Every ack the client took in, from an ack record or a resumed session's SEQ
+        // exchange, was reported.
+        let acked = self.client.messenger().acked();
+        if acked != self.acked_reported {
+            self.errors.push(format!(
+                "client acked {acked}, events reported {}",
+                self.acked_reported
+            ));
+            self.acked_reported = acked;
         }
         // The pending server connection may identify its peer.
         let mut identified = None;
