@@ -676,3 +676,130 @@ fn aborted_messages_are_dropped_by_default_and_duplicates_discarded() {
     let out = drain(&mut c);
     assert_eq!(out, [&[tag::ACK][..], &4u64.to_le_bytes()].concat());
 }
+
+/// `read_with` parses where the bytes landed: a message's data is a slice of the very
+/// buffer the read appended to (no copy), even when it arrives in several reads.
+#[test]
+fn read_with_hands_out_slices_of_the_read_buffer() {
+    let (c, s) = Pair::default_configs();
+    let mut p = Pair::new(c, s);
+    p.pump();
+    assert_eq!(p.server.state(), State::Open);
+    let data = Bytes::from((0..300_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+    p.client
+        .send(Message::new(42).with_tid(1).with_data_chunk(data.clone()))
+        .expect("queue");
+    let wire = drain(&mut p.client);
+    // Three reads: the header alone, then two halves of the rest.
+    let mut ranges = Vec::new();
+    for part in [&wire[..60], &wire[60..150_000], &wire[150_000..]] {
+        let n = p.server.read_with(p.now, 1024, |buf| {
+            buf.extend_from_slice(part);
+            ranges.push((
+                buf.as_ptr() as usize,
+                buf.as_ptr() as usize + buf.capacity(),
+            ));
+            part.len()
+        });
+        assert_eq!(n, part.len());
+    }
+    let got = std::iter::from_fn(|| p.server.poll_event())
+        .find_map(|e| match e {
+            Event::Message(m) => Some(m),
+            _ => None,
+        })
+        .expect("the message arrived");
+    assert_eq!(got.data, data);
+    let at = got.data.as_ptr() as usize;
+    let (lo, hi) = *ranges.last().expect("reads");
+    assert!(
+        lo <= at && at + got.data.len() <= hi,
+        "the data is a slice of the last read's buffer"
+    );
+    // The header announced 300 KB: the second and third reads went into one block.
+    assert_eq!(ranges[1], ranges[2]);
+}
+
+/// `read_with` and `handle_input` are the same to the protocol: the same stream in the
+/// same pieces gives the same events either way.
+#[test]
+fn read_with_matches_handle_input() {
+    let run = |via_read: bool| {
+        let (c, s) = Pair::default_configs();
+        let mut p = Pair::new(c, s);
+        p.pump();
+        for tid in 1..=20u64 {
+            p.client
+                .send(
+                    Message::new(42)
+                        .with_tid(tid)
+                        .with_front(Bytes::from(vec![tid as u8; tid as usize * 37])),
+                )
+                .expect("queue");
+        }
+        let wire = drain(&mut p.client);
+        for piece in wire.chunks(113) {
+            if via_read {
+                p.server
+                    .read_with(p.now, 0, |buf| buf.extend_from_slice(piece));
+            } else {
+                p.server.handle_input(p.now, piece);
+            }
+        }
+        let events: Vec<String> = std::iter::from_fn(|| p.server.poll_event())
+            .map(|e| format!("{e:?}"))
+            .collect();
+        (events, drain(&mut p.server))
+    };
+    let (a, acks_a) = run(false);
+    let (b, acks_b) = run(true);
+    assert_eq!(a.len(), 20);
+    assert_eq!(a, b);
+    assert_eq!(acks_a, acks_b);
+}
+
+/// A reader that removes buffered bytes breaks framing: a clean transport fault (this
+/// lossy session closes), no panic, the sender's messages kept. A reader that appends
+/// nothing changes nothing.
+#[test]
+fn read_with_that_removes_bytes_faults_the_transport() {
+    let (c, s) = Pair::default_configs();
+    let mut p = Pair::new(c, s);
+    p.pump();
+    p.client.send(msg(1, b"kept")).expect("queue");
+    let wire = drain(&mut p.client);
+    p.server.handle_input(p.now, &wire[..10]);
+    assert_eq!(p.server.read_with(p.now, 64, |_| 0), 0);
+    assert_eq!(p.server.state(), State::Open);
+    p.server.read_with(p.now, 64, |buf| buf.truncate(3));
+    let events: Vec<Event> = std::iter::from_fn(|| p.server.poll_event()).collect();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Fault { error: Error::Transport(why) }
+            | Event::Closed { error: Some(Error::Transport(why)), .. }
+                if why.contains("removed 7")
+        )),
+        "{events:?}"
+    );
+    assert_ne!(p.server.state(), State::Open);
+    // The client still holds its message for the next transport.
+    assert_eq!(p.client.messenger().len(), 1);
+}
+
+/// Bytes read on a connection that takes no input (closed) are dropped, like
+/// `handle_input` drops them.
+#[test]
+fn read_with_on_a_closed_connection_drops_the_bytes() {
+    let (mut c, now) = open_client(Config::client(EntityName::client(1)));
+    c.close();
+    let _ = drain(&mut c);
+    while c.poll_event().is_some() {}
+    let n = c.read_with(now, 16, |buf| {
+        buf.extend_from_slice(&[tag::ACK, 1, 0, 0, 0, 0, 0, 0, 0]);
+        9
+    });
+    assert_eq!(n, 9);
+    assert!(c.poll_event().is_none());
+    assert_eq!(c.stats().bytes_in, 0);
+}

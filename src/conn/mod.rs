@@ -339,14 +339,84 @@ impl Connection {
     }
 
     /// Bytes arrived from the transport.
+    ///
+    /// They are copied into the receive buffer; [`read_with`](Self::read_with) reads into
+    /// it directly instead.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
         self.touch(now);
-        match self.state {
-            Inner::Handshake(_) | Inner::Open => {}
+        if !self.takes_input() {
             // Bytes on a transport we consider gone (or closing) are ignored.
-            _ => return,
+            return;
         }
         self.rx.push(data);
+        self.after_input(now);
+    }
+
+    /// Reads from the transport straight into the receive buffer, then handles what
+    /// arrived as [`handle_input`](Self::handle_input) would, without copying it.
+    ///
+    /// `read` is called once with the buffer, whose spare capacity has room for at least
+    /// `room` bytes (more when a large record is under way). It MUST only append to it —
+    /// with tokio's `try_read_buf`, `bytes::BufMut` methods or `extend_from_slice` — and
+    /// MUST NOT touch the bytes already in it: they are unparsed input. Whatever it
+    /// appended is handled, whatever it returns; its result is handed back, so the caller
+    /// still tells end of stream and errors apart (and reports them with
+    /// [`transport_failed`](Self::transport_failed)). A `read` that removes buffered bytes
+    /// breaks the stream's framing: the transport faults.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use ceph_msgr::{Config, Connection, EntityName, EntityType};
+    /// let mut conn = Connection::client(
+    ///     Config::client(EntityName::client(1)),
+    ///     "127.0.0.1:6789".parse().unwrap(),
+    ///     EntityType::Mon,
+    /// );
+    /// conn.transport_connected(Instant::now());
+    /// // A socket read would go here; this one appends the start of the server's banner.
+    /// let n = conn.read_with(Instant::now(), 4096, |buf| {
+    ///     buf.extend_from_slice(b"ceph v0");
+    ///     7
+    /// });
+    /// assert_eq!(n, 7);
+    /// ```
+    pub fn read_with<R>(
+        &mut self,
+        now: Instant,
+        room: usize,
+        read: impl FnOnce(&mut BytesMut) -> R,
+    ) -> R {
+        let before = self.rx.buffered();
+        let result = read(self.rx.read_buffer(room));
+        let after = self.rx.buffered();
+        if after == before {
+            return result;
+        }
+        self.touch(now);
+        if after < before {
+            self.rx.clear();
+            self.fault(
+                now,
+                Error::Transport(format!(
+                    "the reader removed {} buffered bytes",
+                    before - after
+                )),
+            );
+        } else if !self.takes_input() {
+            self.rx.truncate(before);
+        } else {
+            self.after_input(now);
+        }
+        result
+    }
+
+    /// Whether input is parsed now (a handshake or an open session).
+    fn takes_input(&self) -> bool {
+        matches!(self.state, Inner::Handshake(_) | Inner::Open)
+    }
+
+    /// Parses what the receive buffer holds and acknowledges new messages.
+    fn after_input(&mut self, now: Instant) {
         if let Err(e) = self.process(now) {
             self.fault(now, e);
             return;

@@ -171,6 +171,22 @@ impl Receiver {
         self.buf.extend_from_slice(data);
     }
 
+    /// The buffer incoming bytes are appended to, with room reserved for at least `room`
+    /// more bytes (a record whose header has arrived already has its whole size reserved,
+    /// up to [`Limits::eager_reserve`]). Read from the transport straight into its spare
+    /// capacity — tokio's `try_read_buf`, or any [`bytes::BufMut`] writer — and the bytes
+    /// are parsed where they landed, never copied. Only append to it: bytes already in it
+    /// are unparsed input.
+    pub fn read_buffer(&mut self, room: usize) -> &mut BytesMut {
+        self.buf.reserve(room);
+        &mut self.buf
+    }
+
+    /// Drops bytes appended after the first `len` (input the connection ignores).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.buf.truncate(len);
+    }
+
     /// Bytes buffered and not yet parsed.
     #[must_use]
     pub fn buffered(&self) -> usize {
@@ -206,7 +222,10 @@ impl Receiver {
         &self.buf
     }
 
-    /// Parses the next complete record, `Ok(None)` if more bytes are needed.
+    /// Parses the next complete record, `Ok(None)` if more bytes are needed. An error is
+    /// final: the stream has lost its framing (or its integrity), and what is buffered is
+    /// left as it was; [`clear`](Self::clear) before reusing the receiver on a new
+    /// transport.
     pub fn next_record(&mut self) -> Result<Option<Record>, RecvError> {
         let Some(&t) = self.buf.first() else {
             return Ok(None);
@@ -252,25 +271,37 @@ impl Receiver {
             }
             return Ok(None);
         }
-        let mut rec = self.buf.split_to(total);
-        rec.advance(1 + HEADER_LEN);
-        let front = rec.split_to(h.front_len as usize).freeze();
-        let middle = rec.split_to(h.middle_len as usize).freeze();
-        let data = rec.split_to(h.data_len as usize).freeze();
-        let f = Footer::decode(self.footer, &rec)?;
+        // Checked where they lie; only a good record is split off, one refcount per
+        // non-empty section and none for the header, the footer or empty sections.
+        let (fl, ml, dl) = (
+            h.front_len as usize,
+            h.middle_len as usize,
+            h.data_len as usize,
+        );
+        let body = 1 + HEADER_LEN;
+        let f = Footer::decode(self.footer, &self.buf[body + fl + ml + dl..total])?;
         // COMPLETE first: an aborted message's payload is (partly) zeros and its CRCs
         // are meaningless.
         if !f.is_complete() {
+            self.buf.advance(total);
             return Ok(Some(Record::Aborted(h)));
         }
         let check_data = self.verify_data_crc && f.flags & FOOTER_NOCRC == 0;
-        for (section, bytes, carried, check) in [
-            ("front", &front, f.front_crc, true),
-            ("middle", &middle, f.middle_crc, true),
-            ("data", &data, f.data_crc, check_data),
+        for (section, range, carried, check) in [
+            ("front", body..body + fl, f.front_crc, true),
+            ("middle", body + fl..body + fl + ml, f.middle_crc, true),
+            (
+                "data",
+                body + fl + ml..body + fl + ml + dl,
+                f.data_crc,
+                check_data,
+            ),
         ] {
-            let computed = ceph_crc32c(0, bytes);
-            if check && computed != carried {
+            if !check {
+                continue;
+            }
+            let computed = ceph_crc32c(0, &self.buf[range]);
+            if computed != carried {
                 return Err(RecvError::BadCrc {
                     section,
                     carried,
@@ -278,11 +309,26 @@ impl Receiver {
                 });
             }
         }
+        self.buf.advance(body);
+        let front = split_section(&mut self.buf, fl);
+        let middle = split_section(&mut self.buf, ml);
+        let data = split_section(&mut self.buf, dl);
+        self.buf.advance(footer_len);
         Ok(Some(Record::Message(Received {
             header: h,
             front,
             middle,
             data,
         })))
+    }
+}
+
+/// The next `len` bytes of `buf` as their own `Bytes` (no copy; nothing for an empty
+/// section).
+fn split_section(buf: &mut BytesMut, len: usize) -> Bytes {
+    if len == 0 {
+        Bytes::new()
+    } else {
+        buf.split_to(len).freeze()
     }
 }

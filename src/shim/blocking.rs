@@ -432,14 +432,18 @@ impl BlockingConnection {
     }
 
     /// Breaks the current transport as if the network failed: the socket is shut down and
-    /// the core told. A lossless session reconnects. For tests and fault drills.
-    pub fn inject_transport_failure(&mut self) {
-        if self.transport.is_some() {
-            self.fail_transport(Failure::Io(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "transport failure injected by the caller",
-            )));
+    /// the core told. A lossless session reconnects. For tests and fault drills. Returns
+    /// whether there was a transport to break (there is none while a faulted session
+    /// waits out its backoff).
+    pub fn inject_transport_failure(&mut self) -> bool {
+        if self.transport.is_none() {
+            return false;
         }
+        self.fail_transport(Failure::Io(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "transport failure injected by the caller",
+        )));
+        true
     }
 
     /// The session state machine (seqs, queue, stats, negotiated features).

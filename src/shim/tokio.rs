@@ -81,7 +81,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::error::TrySendError;
@@ -102,7 +102,10 @@ const OUT_HIGH: usize = 64;
 /// Tuning of the shim's tasks.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Bytes read from the socket per call.
+    /// Room reserved in the connection's receive buffer before each read: the most one
+    /// read takes, unless a large record is under way (then its whole size is reserved).
+    /// The socket reads straight into that buffer and messages are slices of it, so an
+    /// application that keeps a small message keeps its block alive.
     pub read_buffer: usize,
     /// Capacity of the event channel.
     pub event_buffer: usize,
@@ -118,7 +121,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            read_buffer: 256 * 1024,
+            read_buffer: 64 * 1024,
             event_buffer: 1024,
             max_queued_bytes: 16 << 20,
             connect_timeout: Duration::from_secs(10),
@@ -136,7 +139,7 @@ type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>
 /// What woke the task up.
 enum Wake<C> {
     Inbox(Option<C>),
-    Read(io::Result<usize>),
+    Readable(io::Result<()>),
     Wrote(io::Result<usize>),
     Connected(io::Result<TcpStream>),
     Timer,
@@ -151,7 +154,7 @@ struct Link<E> {
     conn: Connection,
     rd: Option<OwnedReadHalf>,
     wr: Option<OwnedWriteHalf>,
-    buf: Vec<u8>,
+    read_room: usize,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
     connecting: Option<ConnectFuture>,
@@ -166,7 +169,7 @@ impl<E: Send + 'static> Link<E> {
             conn,
             rd: None,
             wr: None,
-            buf: vec![0; opts.read_buffer.max(4096)],
+            read_room: opts.read_buffer.max(4096),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             timer_at: None,
             connecting: None,
@@ -284,7 +287,7 @@ impl<E: Send + 'static> Link<E> {
         let has_out = !self.out.is_empty();
         tokio::select! {
             r = write_some(self.wr.as_mut(), &slices[..k]), if k > 0 => Wake::Wrote(r),
-            r = read_some(self.rd.as_mut(), &mut self.buf), if can_read => Wake::Read(r),
+            r = readable(self.rd.as_ref()), if can_read => Wake::Readable(r),
             r = opt_future(&mut self.connecting), if connecting => Wake::Connected(r),
             () = &mut self.timer, if timer_armed => Wake::Timer,
             c = inbox.recv(), if inbox_open => Wake::Inbox(c),
@@ -317,9 +320,21 @@ impl<E: Send + 'static> Link<E> {
                 }
             }
             Wake::Wrote(Err(e)) => self.fail(&format!("write: {e}")),
-            Wake::Read(Ok(0)) => self.fail("the peer closed the connection"),
-            Wake::Read(Ok(n)) => self.conn.handle_input(now(), &self.buf[..n]),
-            Wake::Read(Err(e)) => self.fail(&format!("read: {e}")),
+            Wake::Readable(Ok(())) => {
+                // (No read half: the wake-up is spent.)
+                let rd = self.rd.as_ref()?;
+                // Straight into the connection's receive buffer: no copy.
+                match self
+                    .conn
+                    .read_with(now(), self.read_room, |buf| rd.try_read_buf(buf))
+                {
+                    Ok(0) => self.fail("the peer closed the connection"),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => self.fail(&format!("read: {e}")),
+                }
+            }
+            Wake::Readable(Err(e)) => self.fail(&format!("read: {e}")),
             Wake::Connected(Ok(sock)) => {
                 self.connecting = None;
                 self.attach(sock);
@@ -344,9 +359,9 @@ async fn write_some(w: Option<&mut OwnedWriteHalf>, bufs: &[IoSlice<'_>]) -> io:
     }
 }
 
-async fn read_some(r: Option<&mut OwnedReadHalf>, buf: &mut [u8]) -> io::Result<usize> {
+async fn readable(r: Option<&OwnedReadHalf>) -> io::Result<()> {
     match r {
-        Some(r) => r.read(buf).await,
+        Some(r) => r.readable().await,
         None => std::future::pending().await,
     }
 }

@@ -315,7 +315,8 @@ impl Sim {
         }
     }
 
-    /// Delivers pipe chunks whose time has come, split randomly.
+    /// Delivers pipe chunks whose time has come, split randomly, through either input
+    /// path (chosen by the cut, so the scenarios' random streams stay as they were).
     pub fn deliver(&mut self) {
         let Some(mut t) = self.transport.take() else {
             return;
@@ -326,10 +327,10 @@ impl Sim {
             let cut = self.rng.below(bytes.len() as u64 + 1) as usize;
             for part in [&bytes[..cut], &bytes[cut..]] {
                 match &mut t.server {
-                    ServerSide::Pending(c) => c.handle_input(now, part),
+                    ServerSide::Pending(c) => feed(c, now, part, cut),
                     ServerSide::Session(k) => {
                         if let Some(s) = self.sessions.get_mut(k) {
-                            s.handle_input(now, part);
+                            feed(s, now, part, cut);
                         }
                     }
                 }
@@ -338,8 +339,8 @@ impl Sim {
         while t.s2c.chunks.front().is_some_and(|(at, _)| *at <= self.now) {
             let (_, bytes) = t.s2c.chunks.pop_front().expect("front");
             let cut = self.rng.below(bytes.len() as u64 + 1) as usize;
-            self.client.handle_input(now, &bytes[..cut]);
-            self.client.handle_input(now, &bytes[cut..]);
+            feed(&mut self.client, now, &bytes[..cut], cut);
+            feed(&mut self.client, now, &bytes[cut..], cut);
         }
         self.transport = Some(t);
     }
@@ -551,5 +552,19 @@ impl Sim {
             }
         }
         Ok(())
+    }
+}
+
+/// Hands `part` to `c`: copied in (`handle_input`) or appended into the receive buffer the
+/// way a socket read does (`read_with`), which must behave the same.
+fn feed(c: &mut Connection, now: Instant, part: &[u8], cut: usize) {
+    if cut % 2 == 0 {
+        c.handle_input(now, part);
+    } else {
+        let n = c.read_with(now, cut % 7 * 1000, |buf| {
+            buf.extend_from_slice(part);
+            part.len()
+        });
+        assert_eq!(n, part.len());
     }
 }
