@@ -803,3 +803,31 @@ fn read_with_on_a_closed_connection_drops_the_bytes() {
     assert!(c.poll_event().is_none());
     assert_eq!(c.stats().bytes_in, 0);
 }
+
+/// A peer that acknowledges seqs we never sent acknowledges what we did send, no more:
+/// messages numbered later are still resent after a fault until really acknowledged.
+#[test]
+fn ack_beyond_what_was_sent_does_not_cover_later_messages() {
+    let (mut c, s) = Pair::default_configs();
+    c.lossy = false;
+    let mut p = Pair::new(c, s);
+    p.pump();
+    p.client.send(msg(1, b"one")).unwrap();
+    let _ = drain(&mut p.client);
+    let mut bogus = vec![tag::ACK];
+    bogus.extend_from_slice(&1000u64.to_le_bytes());
+    p.client.handle_input(p.now, &bogus);
+    let evs = events(&mut p.client);
+    assert!(evs.iter().any(|e| matches!(e, Event::Acked(1))), "{evs:?}");
+    assert_eq!(p.client.messenger().acked(), 1);
+    // Two more go out, then the transport fails before the server saw them.
+    p.client.send(msg(2, b"two")).unwrap();
+    p.client.send(msg(3, b"three")).unwrap();
+    let _ = drain(&mut p.client);
+    p.client.transport_failed(p.now, "gone");
+    assert_eq!(
+        p.client.messenger().len(),
+        2,
+        "seqs 2 and 3 are kept for resending"
+    );
+}

@@ -16,6 +16,13 @@
 //!   Backoff  --timeout--> Connecting (OpenTransport event)
 //! ```
 //!
+//! The caller's loop, per turn: bytes that arrived go in with
+//! [`Connection::handle_input`] (a copy) or [`Connection::read_with`] (the socket reads
+//! straight into the receive buffer, and messages come out as slices of it); bytes to
+//! write come from [`Connection::poll_transmit`], and what the socket took goes back with
+//! [`Connection::advance`]; events come from [`Connection::poll_event`] until `None`;
+//! [`Connection::poll_timeout`] says when to call [`Connection::handle_timeout`].
+//!
 //! See `docs/session.md` for the full state diagram and the rules of each reply tag.
 
 pub mod auth;

@@ -56,9 +56,12 @@ impl Connection {
 
     /// The peer acknowledged every seq up to `seq` (an ack record, or the in_seq it sent
     /// when the session resumed): releases those messages and reports it once.
+    ///
+    /// An ack beyond the last seq we numbered acknowledges what we sent and no more: the
+    /// messages we number later are not covered by it.
     pub(super) fn peer_acked(&mut self, seq: u64) {
         let before = self.tx.acked();
-        self.tx.on_ack(seq);
+        self.tx.on_ack(seq.min(self.tx.out_seq()));
         if self.tx.acked() > before {
             self.events.push_back(Event::Acked(self.tx.acked()));
         }
