@@ -40,6 +40,7 @@ done
 
 echo "== end to end: ceph-msgr send -> ceph-msgr serve (separate processes)" >&2
 "$bin" serve --listen 127.0.0.1:0 --quiet >"$out/serve.out" 2>/dev/null &
+serve_pid=$!
 for _ in $(seq 50); do [ -s "$out/serve.out" ] && break; sleep 0.1; done
 addr=$(head -1 "$out/serve.out")
 e2e() { # name size count inflight connections
@@ -54,6 +55,21 @@ e2e 4k-16 4096 200000 16 1
 e2e 4m-1 4194304 400 1 1
 e2e 4m-16 4194304 400 16 1
 for c in 1 10 100 1000; do e2e "conns-$c" 64 200000 16 "$c"; done
+kill "$serve_pid" 2>/dev/null || true
+
+echo "== end to end with busy-polling on both sides (--busy-poll-us 50)" >&2
+"$bin" serve --listen 127.0.0.1:0 --quiet --busy-poll-us 50 >"$out/serve-bp.out" 2>/dev/null &
+for _ in $(seq 50); do [ -s "$out/serve-bp.out" ] && break; sleep 0.1; done
+addr=$(head -1 "$out/serve-bp.out")
+e2e_bp() { # name size count inflight
+  for ((r = 0; r < runs; r++)); do
+    "$bin" send "$addr" --size "$2" --count "$3" --in-flight "$4" --busy-poll-us 50 --json >>"$out/e2e-bp-$1.json"
+  done
+}
+e2e_bp 64-1 64 50000 1
+e2e_bp 4k-16 4096 200000 16
+e2e_bp 4m-1 4194304 400 1
+e2e_bp 4m-16 4194304 400 16
 
 python3 - "$out" <<'PY'
 import json, re, statistics, sys, glob, os
@@ -102,6 +118,14 @@ for name in ["4k-16", "64-16", "64-1"]:
 e = e2e("64-1")
 row("64 B message→ACK round trip p50 (µs)", e["ack_p50_us"], None, "µs")
 row("64 B message→ACK round trip p99 (µs)", e["ack_p99_us"], None, "µs")
+for len_, name, goal in [("1M", "4m-1", "≥ 0.90"), ("1M", "4m-16", "≥ 0.90"), ("4K", "4k-16", "≥ 1.50")]:
+    e = e2e("bp-" + name)
+    row(f"busy-poll: end to end {name} (Gbit/s) vs iperf3 -l {len_}", e["gbit_per_s"], iperf(len_) / G, "Gbit/s", goal)
+e = e2e("bp-4k-16")
+row("busy-poll: end to end 4k-16 (msgs/s)", e["msgs_per_s"], None, "msg/s")
+e = e2e("bp-64-1")
+row("busy-poll: 64 B message→ACK round trip p50 (µs)", e["ack_p50_us"], None, "µs")
+row("busy-poll: 64 B message→ACK round trip p99 (µs)", e["ack_p99_us"], None, "µs")
 for c in [1, 10, 100, 1000]:
     row(f"serve (mio, 1 thread), {c} connections, 64 B (msgs/s)", e2e(f"conns-{c}")["msgs_per_s"], None, "msg/s")
 for n in [1, 1000, 100000]:

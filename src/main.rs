@@ -38,11 +38,13 @@ usage:
       not revoked was delivered exactly once, in order, byte-identical (revoked ones
       at most once). --sabotage makes the checker expect wrong bytes for message 1,
       to show that a failed check fails the run.
-  ceph-msgr send ADDR [--size BYTES] [--count N] [--in-flight K] [--peer mon|osd|mds] [--json]
+  ceph-msgr send ADDR [--size BYTES] [--count N] [--in-flight K] [--peer mon|osd|mds]
+                 [--connections C] [--busy-poll-us N] [--json]
       Load generator (tokio shim): send N messages with BYTES of data (default 10000 x
       4096) to a v1 server such as `ceph-msgr serve`, at most K unacknowledged (default
       16), wait until every one is acknowledged, print msgs/s, MB/s and the message->ACK
       latency (p50/p99). --peer picks the protocol version (default mon, as serve is).
+      --connections splits the count over C connections; --busy-poll-us as for serve.
   ceph-msgr help
 ";
 

@@ -192,12 +192,22 @@ async fn client_events(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_messages_with_revokes_and_failures() {
-    tokio::time::timeout(Duration::from_secs(60), many_messages())
+    tokio::time::timeout(Duration::from_secs(60), many_messages(None))
         .await
         .expect("the run finishes within 60 s");
 }
 
-async fn many_messages() {
+/// The same with the client task busy-polling between wake-ups: nothing changes but
+/// when the task sleeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_messages_with_revokes_and_failures_busy_polling() {
+    let spin = Some(Duration::from_micros(200));
+    tokio::time::timeout(Duration::from_secs(60), many_messages(spin))
+        .await
+        .expect("the run finishes within 60 s");
+}
+
+async fn many_messages(busy_poll: Option<Duration>) {
     const N: u64 = 12_000;
     const REVOKE_EVERY: u64 = 9;
     const FAIL_EVERY: u64 = 600;
@@ -217,6 +227,7 @@ async fn many_messages() {
     // A small flow-control window: the producer waits for acknowledgements.
     let opts = Options {
         max_queued_bytes: 2 << 20,
+        busy_poll,
         ..Options::default()
     };
     let conn = Connection::client(lossless_client(0xabc), addr, EntityType::Osd);

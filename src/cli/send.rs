@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ceph_msgr::conn::{Config, Event};
-use ceph_msgr::shim::tokio::{connect, Handle};
+use ceph_msgr::conn::{Config, Connection, Event};
+use ceph_msgr::shim::tokio::{spawn_client, Handle, Options};
 use ceph_msgr::wire::{EntityName, EntityType};
 use ceph_msgr::Message;
 
@@ -20,6 +20,7 @@ struct Args {
     peer: EntityType,
     json: bool,
     connections: u64,
+    busy_poll: Option<Duration>,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -33,6 +34,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         peer: EntityType::Mon,
         json: false,
         connections: 1,
+        busy_poll: None,
     };
     let num = |v: Option<&String>, what: &str| -> Result<u64, String> {
         v.ok_or(format!("{what} needs a value"))?
@@ -55,6 +57,10 @@ fn parse(args: &[String]) -> Result<Args, String> {
             }
             "--json" => a.json = true,
             "--connections" => a.connections = num(it.next(), "--connections")?.max(1),
+            "--busy-poll-us" => {
+                let us = num(it.next(), "--busy-poll-us")?;
+                a.busy_poll = (us > 0).then(|| Duration::from_micros(us));
+            }
             s if s.starts_with('-') => return Err(format!("unknown option `{s}`")),
             s => {
                 let s = s.strip_prefix("v1:").unwrap_or(s);
@@ -91,11 +97,13 @@ async fn drive_all(a: Args) -> Result<(), String> {
     for i in 0..a.connections {
         let count = a.count / a.connections + u64::from(i < a.count % a.connections);
         tasks.push(tokio::spawn(drive(
+            i,
             a.addr,
             a.peer,
             a.size,
             count,
             a.in_flight,
+            a.busy_poll,
         )));
     }
     let mut latencies = Vec::new();
@@ -117,14 +125,23 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 async fn drive(
+    index: u64,
     addr: SocketAddr,
     peer: EntityType,
     size: usize,
     count: u64,
     in_flight: u64,
+    busy_poll: Option<Duration>,
 ) -> Result<Outcome, String> {
-    let cfg = Config::client(EntityName::client(0));
-    let (h, mut events): (Handle, _) = connect(cfg, addr, peer);
+    let mut cfg = Config::client(EntityName::client(0));
+    // Unique per connection of this process (the server keys sessions by address+nonce).
+    cfg.nonce = (std::process::id() << 12) ^ (index as u32 + 1);
+    let opts = Options {
+        busy_poll,
+        ..Options::default()
+    };
+    let (h, mut events): (Handle, _) =
+        spawn_client(Connection::client(cfg, addr, peer), addr, opts);
     let payload = Bytes::from((0..size).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>());
     let mut sent_at: VecDeque<(u64, Instant)> = VecDeque::new();
     let mut latencies = Vec::with_capacity(count.min(1 << 22) as usize);
