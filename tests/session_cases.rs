@@ -770,6 +770,10 @@ fn read_with_that_removes_bytes_faults_the_transport() {
     let wire = drain(&mut p.client);
     p.server.handle_input(p.now, &wire[..10]);
     assert_eq!(p.server.read_with(p.now, 64, |_| 0), 0);
+    // An absurd room is capped, not an allocation failure.
+    assert!(p
+        .server
+        .read_with(p.now, usize::MAX, |buf| buf.capacity() > 0));
     assert_eq!(p.server.state(), State::Open);
     p.server.read_with(p.now, 64, |buf| buf.truncate(3));
     let events: Vec<Event> = std::iter::from_fn(|| p.server.poll_event()).collect();

@@ -176,9 +176,10 @@ impl Receiver {
     /// up to [`Limits::eager_reserve`]). Read from the transport straight into its spare
     /// capacity — tokio's `try_read_buf`, or any [`bytes::BufMut`] writer — and the bytes
     /// are parsed where they landed, never copied. Only append to it: bytes already in it
-    /// are unparsed input.
+    /// are unparsed input. `room` is capped at the largest record the limits allow.
     pub fn read_buffer(&mut self, room: usize) -> &mut BytesMut {
-        self.buf.reserve(room);
+        let cap = usize::try_from(self.limits.max_record()).unwrap_or(usize::MAX);
+        self.buf.reserve(room.min(cap));
         &mut self.buf
     }
 
