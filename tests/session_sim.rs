@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::io::Write as _;
+
 use common::sim::Sim;
 
 fn run(seed: u64) -> Result<common::sim::Totals, String> {
@@ -56,7 +58,9 @@ fn lossless_exactly_once_in_order() {
             Err(e) => panic!("scenario failed; replay with SIM_SEED={seed} cargo test --test session_sim -- --nocapture\n{e}"),
         }
     }
-    println!(
+    // Straight to the stderr handle, so the counts show in CI logs under capture too.
+    let _ = writeln!(
+        std::io::stderr(),
         "{n} scenarios: {} messages sent, {} revoked, {} delivered, {} aborted frames seen by the server, {} injected transport failures, {} session opens",
         total.sent, total.revoked, total.delivered, total.aborted_seen, total.failures, total.reconnects
     );
