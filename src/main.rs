@@ -1,5 +1,6 @@
 //! `ceph-msgr`: command-line front end of the ceph-msgr crate.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 mod cli;
@@ -21,13 +22,14 @@ usage:
       N µs after activity before sleeping (lower latency where waking is slow).
       On SIGINT/SIGTERM prints per-connection totals and a `total` line, exits 0.
   ceph-msgr mon-status ADDR [--json] [--timeout SECS] [--legacy-monmap] [--name NAME]
-      Connect to a Ceph monitor over msgr v1 (ADDR: v1:IP:PORT or IP:PORT), authenticate
+      Connect to a Ceph monitor over msgr v1 (ADDR: v1:IP:PORT, IP:PORT, or an address
+      vector such as [v2:IP:3300,v1:IP:6789] from ceph.conf, whose v1 entry is used), authenticate
       with auth none, subscribe to the monitor map and print the fsid, the monmap epoch,
       the monitors' addresses, the osdmap version, the negotiated features by name and
       the handshake and keepalive round-trip times. --legacy-monmap advertises the
       kernel-like feature set without MONNAMES/MONENC (legacy monmap encoding).
-      Exit codes: 2 refused, 3 closed by the monitor, 4 timeout, 5 authentication
-      failed, 6 protocol error, 7 other socket error.
+      Exit codes: 1 bad arguments, 2 refused, 3 closed by the monitor, 4 timeout,
+      5 authentication failed, 6 protocol error, 7 other socket error.
   ceph-msgr demo [--messages N] [--revoke-every K] [--fail-every F] [--seed S]
                  [--timeout SECS] [--quiet] [--sabotage]
       Start an embedded server on 127.0.0.1 and a lossless client (tokio shim), send N
@@ -45,12 +47,18 @@ usage:
       16), wait until every one is acknowledged, print msgs/s, MB/s and the message->ACK
       latency (p50/p99). --peer picks the protocol version (default mon, as serve is).
       --connections splits the count over C connections; --busy-poll-us as for serve.
-  ceph-msgr help
+  ceph-msgr help   (or: ceph-msgr COMMAND --help)
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `ceph-msgr COMMAND --help` prints the usage too.
+    let help = args.iter().skip(1).any(|a| a == "--help" || a == "-h");
     let result = match args.first().map(String::as_str) {
+        Some(_) if help => {
+            cli::write_stdout(format_args!("{USAGE}"));
+            Ok(())
+        }
         Some("replay") => cli::replay::run(&args[1..]).map_err(cli::Failure::from),
         Some("mon-status") => cli::mon_status::run(&args[1..]),
         #[cfg(feature = "mio")]
@@ -64,7 +72,7 @@ fn main() -> ExitCode {
         #[cfg(not(feature = "tokio"))]
         Some("demo") => Err("this build lacks the `tokio` feature that `demo` needs".into()),
         Some("help" | "-h" | "--help") => {
-            print!("{USAGE}");
+            cli::write_stdout(format_args!("{USAGE}"));
             Ok(())
         }
         Some(other) => Err(format!("unknown command `{other}`\n{USAGE}").into()),
@@ -73,7 +81,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ceph-msgr: {e}");
+            let _ = writeln!(std::io::stderr(), "ceph-msgr: {e}");
             ExitCode::from(e.code)
         }
     }

@@ -39,7 +39,19 @@ fn refused() {
     };
     let (code, line) = outcome(&mon_status(&[&format!("v1:127.0.0.1:{port}")]));
     assert_eq!(code, 2, "{line}");
-    assert!(line.starts_with("ceph-msgr: connection refused"), "{line}");
+    assert!(
+        line.starts_with(&format!("ceph-msgr: 127.0.0.1:{port}: connection refused")),
+        "{line}"
+    );
+    // An address vector as ceph.conf writes it: its v1 entry is the one dialled.
+    let (code, line) = outcome(&mon_status(&[&format!(
+        "[v2:127.0.0.1:3300/0,v1:127.0.0.1:{port}/0]"
+    )]));
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}: connection refused")),
+        "{line}"
+    );
 }
 
 #[test]
@@ -49,7 +61,7 @@ fn timeout() {
     let t = Instant::now();
     let (code, line) = outcome(&mon_status(&[&addr, "--timeout", "0.5"]));
     assert_eq!(code, 4, "{line}");
-    assert_eq!(line, "ceph-msgr: timed out");
+    assert_eq!(line, format!("ceph-msgr: {addr}: timed out"));
     assert!(t.elapsed() < Duration::from_secs(5));
 }
 
@@ -85,9 +97,11 @@ fn msgr2_port_and_v2_address_are_protocol_errors() {
     assert_eq!(code, 6, "{line}");
     assert!(line.contains("msgr2"), "{line}");
 
-    let (code, line) = outcome(&mon_status(&["v2:127.0.0.1:3300"]));
-    assert_eq!(code, 6, "{line}");
-    assert!(line.contains("msgr2"), "{line}");
+    for v2_only in ["v2:127.0.0.1:3300", "[v2:127.0.0.1:3300/0]"] {
+        let (code, line) = outcome(&mon_status(&[v2_only]));
+        assert_eq!(code, 6, "{line}");
+        assert!(line.contains("msgr2"), "{line}");
+    }
 }
 
 #[test]
@@ -96,10 +110,58 @@ fn usage_errors_exit_1() {
     assert_eq!(code, 1, "{line}");
     let o = mon_status(&[]);
     assert_eq!(o.status.code(), Some(1));
+    let o = mon_status(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ceph-msgr mon-status ADDR"));
 }
+
+/// Output that cannot be written ends the process with an exit code, never a panic.
+#[test]
+fn unwritable_stdout_is_an_exit_code_not_a_panic() {
+    let bin = env!("CARGO_BIN_EXE_ceph-msgr");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{bin}' help >/dev/full"))
+        .output()
+        .expect("sh");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot write to stdout"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // A reader that has already exited: the writer gets EPIPE and ends as SIGPIPE would.
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{{ sleep 0.3; '{bin}' help; echo \"status $?\" >&2; }} | true"
+        ))
+        .output()
+        .expect("sh");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("status 141"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// What a fake monitor does with the client's MAuth.
+type OnAuth = fn(&mut Connection, &mut TcpStream);
 
 /// A fake monitor built on the core that refuses every MAuth with -EACCES.
 fn refusing_mon() -> (String, JoinHandle<()>) {
+    fake_mon(|c, _| {
+        // MAuthReply: protocol 1, result -13, global_id 0, no blob, message.
+        let mut f = BytesMut::new();
+        f.put_u32_le(1);
+        f.put_i32_le(-13);
+        f.put_u64_le(0);
+        f.put_u32_le(0);
+        let msg = b"client.admin may not log in";
+        f.put_u32_le(msg.len() as u32);
+        f.put_slice(msg);
+        c.send(Message::new(18).with_front(f.freeze())).unwrap();
+    })
+}
+
+/// A fake monitor: the real handshake, then `on_auth` when the MAuth arrives.
+fn fake_mon(on_auth: OnAuth) -> (String, JoinHandle<()>) {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let addr = l.local_addr().unwrap();
     let h = std::thread::spawn(move || {
@@ -119,16 +181,7 @@ fn refusing_mon() -> (String, JoinHandle<()>) {
             while let Some(ev) = c.poll_event() {
                 if let Event::Message(m) = ev {
                     if m.header.ty == 17 {
-                        // MAuthReply: protocol 1, result -13, global_id 0, no blob, message.
-                        let mut f = BytesMut::new();
-                        f.put_u32_le(1);
-                        f.put_i32_le(-13);
-                        f.put_u64_le(0);
-                        f.put_u32_le(0);
-                        let msg = b"client.admin may not log in";
-                        f.put_u32_le(msg.len() as u32);
-                        f.put_slice(msg);
-                        c.send(Message::new(18).with_front(f.freeze())).unwrap();
+                        on_auth(&mut c, &mut s);
                     }
                 }
             }
@@ -170,4 +223,18 @@ fn auth_rejected() {
         line,
         "ceph-msgr: authentication rejected (result -13: client.admin may not log in)"
     );
+}
+
+/// Bytes that break the protocol after the handshake are a protocol error (6), not a
+/// monitor that closed the connection (3).
+#[test]
+fn garbage_after_the_handshake_is_a_protocol_error() {
+    let (addr, h) = fake_mon(|c, s| {
+        flush(c, s);
+        s.write_all(&[0xee]).unwrap(); // no such tag
+    });
+    let (code, line) = outcome(&mon_status(&[&addr, "--timeout", "5"]));
+    h.join().unwrap();
+    assert_eq!(code, 6, "{line}");
+    assert!(line.contains("tag"), "{line}");
 }

@@ -271,7 +271,7 @@ async fn demo(a: Args) -> Result<(), String> {
     });
 
     if !a.quiet {
-        eprintln!(
+        errln!(
             "ceph-msgr demo: {} messages (64 B .. 1 MiB) to 127.0.0.1:{} via the tokio shim; revoke every {}, break the connection every {}",
             a.messages,
             server_addr.port(),
@@ -440,29 +440,29 @@ async fn demo(a: Args) -> Result<(), String> {
     let mps = delivered as f64 / secs;
     let reconnects = client.opens.saturating_sub(1);
 
-    println!(
+    outln!(
         "sent        {} messages, {:.1} MB (64 B .. 1 MiB each)",
         a.messages,
         sent_bytes as f64 / 1e6
     );
-    println!(
+    outln!(
         "delivered   {delivered} messages, {:.1} MB ({revoked_delivered} of them revoked too late to stop)",
         rx.bytes as f64 / 1e6
     );
-    println!(
+    outln!(
         "revoked     {}: {removed} removed before any byte went out, {aborted} aborted mid-frame, {dropped} dropped after write, {acked} already acknowledged",
         fates.len()
     );
-    println!(
+    outln!(
         "            the server dropped {} aborted frames",
         rx.aborted_frames
     );
-    println!(
+    outln!(
         "reconnects  {reconnects} ({injected} injected failures, {} client faults); {keepalives} keepalives, {} answered",
         client.faults, client.keepalive_acks
     );
-    println!("throughput  {mbps:.1} MB/s, {mps:.0} msgs/s");
-    println!(
+    outln!("throughput  {mbps:.1} MB/s, {mps:.0} msgs/s");
+    outln!(
         "elapsed     {:.2} s; the server session {}",
         secs,
         if rx.closed {
@@ -471,7 +471,7 @@ async fn demo(a: Args) -> Result<(), String> {
             "saw the transport end (the client closed while reconnecting)"
         }
     );
-    println!(
+    outln!(
         "summary: sent={} delivered={delivered} revoked={} removed={removed} aborted={aborted} dropped={dropped} acked={acked} reconnects={reconnects} bytes={} mb_per_s={mbps:.1} msgs_per_s={mps:.0} elapsed_s={secs:.2} check={}",
         a.messages,
         fates.len(),
@@ -479,7 +479,7 @@ async fn demo(a: Args) -> Result<(), String> {
         if problems.is_empty() { "ok" } else { "FAILED" }
     );
     if problems.is_empty() {
-        println!("check: ok: every non-revoked message delivered exactly once, in order, byte-identical; revoked ones at most once");
+        outln!("check: ok: every non-revoked message delivered exactly once, in order, byte-identical; revoked ones at most once");
         Ok(())
     } else {
         let n = problems.len();

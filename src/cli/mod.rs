@@ -1,6 +1,34 @@
 //! Subcommands of the `ceph-msgr` binary.
 
 use std::fmt;
+use std::io::{self, Write as _};
+
+/// `println!` for the subcommands, without its panic when stdout is gone: see
+/// [`write_stdout`].
+macro_rules! outln {
+    () => {
+        $crate::cli::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` likewise.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` without its panic: logs on stderr are best effort (a closed stderr must
+/// not take a server down).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 #[cfg(feature = "tokio")]
 pub mod demo;
@@ -10,6 +38,22 @@ pub mod replay;
 pub mod send;
 #[cfg(feature = "mio")]
 pub mod serve;
+
+/// Writes to stdout. `println!` panics when stdout cannot be written; a command whose
+/// output is piped into a program that has already exited (`ceph-msgr mon-status … |
+/// head -1`) ends quietly instead, with the exit code a shell reports for a writer killed
+/// by SIGPIPE (141), and any other write error (a full disk) ends it with a message and
+/// exit code 1.
+pub fn write_stdout(args: fmt::Arguments<'_>) {
+    let mut out = io::stdout().lock();
+    if let Err(e) = out.write_fmt(args) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        let _ = writeln!(io::stderr(), "ceph-msgr: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
 
 /// A failed subcommand: the message for stderr and the process exit code.
 #[derive(Debug)]

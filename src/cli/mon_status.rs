@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use ceph_msgr::conn;
 use ceph_msgr::mon::{
     MonClient, MonClientConfig, MonError, MonMap, Subscription, MON_CLIENT_FEATURES,
 };
@@ -67,8 +68,19 @@ fn parse(args: &[String]) -> Result<Opts, Failure> {
     Ok(o)
 }
 
-/// Parses `v1:IP:PORT`, `IP:PORT`, `IP` (port 6789), `[v6]:PORT` or `HOST:PORT`.
+/// Parses `v1:IP:PORT`, `IP:PORT`, `IP` (port 6789), `[v6]:PORT` or `HOST:PORT`, or an
+/// address vector as `ceph.conf` and `ceph mon dump` write it
+/// (`[v2:IP:PORT/0,v1:IP:PORT/0]`), whose v1 entry is taken.
 fn parse_addr(s: &str) -> Result<SocketAddr, Failure> {
+    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        if inner.contains("v1:") || inner.contains("v2:") {
+            let entries: Vec<&str> = inner.split(',').map(str::trim).collect();
+            return match entries.iter().find(|e| e.starts_with("v1:")) {
+                Some(v1) => parse_addr(v1),
+                None => parse_addr(entries[0]),
+            };
+        }
+    }
     if let Some(rest) = s.strip_prefix("v2:") {
         return Err(Failure::new(
             EXIT_PROTOCOL,
@@ -102,12 +114,24 @@ fn fail(e: MonError) -> Failure {
             _ => EXIT_IO,
         },
         MonError::Timeout(_) => EXIT_TIMEOUT,
-        MonError::Closed(_) => EXIT_CLOSED,
+        // The monitor went away; anything else that ended the session is bytes that
+        // broke the protocol (a bad CRC, an unknown tag, a length over the limits).
+        MonError::Closed(None | Some(conn::Error::Transport(_) | conn::Error::PeerClosed)) => {
+            EXIT_CLOSED
+        }
+        MonError::Closed(Some(_)) => EXIT_PROTOCOL,
         MonError::AuthRejected { .. } | MonError::AuthUnsupported { .. } => EXIT_AUTH,
         MonError::Decode(_) | MonError::Queue(_) => EXIT_PROTOCOL,
         _ => EXIT_IO,
     };
-    Failure::new(code, e.to_string())
+    let hint = match &e {
+        // EOPNOTSUPP: the monitor allows no protocol we offered (auth none).
+        MonError::AuthRejected { result: -95, .. } => {
+            "; the monitor does not allow auth none (cephx is not supported yet)"
+        }
+        _ => "",
+    };
+    Failure::new(code, format!("{e}{hint}"))
 }
 
 /// What `mon-status` learned.
@@ -141,7 +165,10 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
         connect_timeout: o.timeout,
         ..MonClientConfig::default()
     };
-    let mut c = MonClient::connect(addr, cfg).map_err(fail)?;
+    let mut c = MonClient::connect(addr, cfg).map_err(|e| {
+        let f = fail(e);
+        Failure::new(f.code, format!("{addr}: {f}"))
+    })?;
     c.authenticate(left()).map_err(fail)?;
     c.subscribe(&[Subscription::persistent("monmap", 0)])
         .map_err(fail)?;
@@ -168,9 +195,9 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
     };
     c.close(Duration::from_secs(1));
     if o.json {
-        println!("{}", json(&s));
+        outln!("{}", json(&s));
     } else {
-        print!("{}", text(&s));
+        out!("{}", text(&s));
     }
     Ok(())
 }

@@ -51,7 +51,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 fn print_summary(script: &std::path::Path, events: &[replay::Event], o: &replay::Outcome) {
-    println!(
+    outln!(
         "replayed {}: {} events, {} messages, {} connection(s)",
         script.display(),
         events.len(),
@@ -59,12 +59,15 @@ fn print_summary(script: &std::path::Path, events: &[replay::Event], o: &replay:
         o.connections.len()
     );
     for (i, c) in o.connections.iter().enumerate() {
-        println!("  conn-{i}.bin  {:>10} bytes", c.len());
+        outln!("  conn-{i}.bin  {:>10} bytes", c.len());
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "  {:>6}  {:>5}  {:>10}  {:<28}  fate",
-        "id", "seq", "frame", "bytes written (conn:bytes)"
+        "id",
+        "seq",
+        "frame",
+        "bytes written (conn:bytes)"
     );
     for m in &o.messages {
         let seq = m.seq.map_or_else(|| "-".to_owned(), |s| s.to_string());
@@ -77,9 +80,13 @@ fn print_summary(script: &std::path::Path, events: &[replay::Event], o: &replay:
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        println!(
+        outln!(
             "  {:>6}  {:>5}  {:>10}  {:<28}  {}",
-            m.id, seq, m.frame_len, written, m.fate
+            m.id,
+            seq,
+            m.frame_len,
+            written,
+            m.fate
         );
     }
 }

@@ -199,13 +199,13 @@ fn report(a: &Args, elapsed: Duration, mut latencies: Vec<Duration>) {
     let bytes = a.count as f64 * a.size as f64;
     let (p50, p99) = (pct(&latencies, 0.5), pct(&latencies, 0.99));
     if a.json {
-        println!(
+        outln!(
             "{{\"count\":{},\"size\":{},\"in_flight\":{},\"connections\":{},\"elapsed_s\":{:.6},\"msgs_per_s\":{:.1},\"mb_per_s\":{:.2},\"gbit_per_s\":{:.3},\"ack_p50_us\":{:.1},\"ack_p99_us\":{:.1}}}",
             a.count, a.size, a.in_flight, a.connections, secs, a.count as f64 / secs,
             bytes / secs / 1e6, bytes * 8.0 / secs / 1e9, p50, p99
         );
     } else {
-        println!(
+        outln!(
             "sent {} messages of {} bytes to {} ({} connection(s), {} in flight each): {:.3} s, {:.0} msgs/s, {:.1} MB/s ({:.2} Gbit/s); ack latency p50 {:.1} µs, p99 {:.1} µs",
             a.count, a.size, a.addr, a.connections, a.in_flight, secs, a.count as f64 / secs,
             bytes / secs / 1e6, bytes * 8.0 / secs / 1e9, p50, p99

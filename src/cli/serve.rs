@@ -183,7 +183,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             protocol::for_peer(t).map_or_else(|| "0".to_owned(), |p| p.to_string())
         ),
     };
-    eprintln!(
+    errln!(
         "serve: listening on {bound} as {} ({}, expecting {proto})",
         o.name,
         if o.lossless { "lossless" } else { "lossy" }
@@ -212,7 +212,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     print_totals(&records, now.duration_since(started)).map_err(|e| format!("stdout: {e}"))?;
-    eprintln!("serve: stopped");
+    errln!("serve: stopped");
     Ok(())
 }
 
@@ -226,7 +226,7 @@ fn handle(
     let now = ctl.now();
     match n {
         Notice::Accepted { peer, .. } => {
-            eprintln!("{id} accepted {peer}");
+            errln!("{id} accepted {peer}");
             records.insert(
                 id,
                 Record {
@@ -242,7 +242,7 @@ fn handle(
         }
         Notice::Resumed { from } => {
             records.remove(&from);
-            eprintln!("{id} resumed by the transport accepted as {from}");
+            errln!("{id} resumed by the transport accepted as {from}");
         }
         Notice::Event(ev) => {
             let Some(r) = records.get_mut(&id) else {
@@ -259,7 +259,7 @@ fn handle(
                 } => {
                     r.peer = peer_addr.to_string();
                     r.state = "open";
-                    eprintln!(
+                    errln!(
                         "{id} open peer={peer_addr} type={} features={features:#x} reply={} lossy={lossy}",
                         peer_type.name(),
                         tag_name(reply_tag),
@@ -270,18 +270,24 @@ fn handle(
                     r.messages += 1;
                     r.payload += h.payload_len();
                     if !quiet {
-                        eprintln!(
+                        errln!(
                             "{id} msg seq={} type={} tid={} src={} front={} middle={} data={}",
-                            h.seq, h.ty, h.tid, h.src, h.front_len, h.middle_len, h.data_len
+                            h.seq,
+                            h.ty,
+                            h.tid,
+                            h.src,
+                            h.front_len,
+                            h.middle_len,
+                            h.data_len
                         );
                     }
                 }
                 Event::AbortedMessage(h) => {
-                    eprintln!("{id} aborted message seq={} (dropped)", h.seq);
+                    errln!("{id} aborted message seq={} (dropped)", h.seq);
                 }
                 Event::Fault { error } => {
                     r.state = "standby";
-                    eprintln!("{id} fault: {error}");
+                    errln!("{id} fault: {error}");
                 }
                 Event::Closed { error, unsent } => {
                     if let Some(c) = ctl.conn(id) {
@@ -290,7 +296,7 @@ fn handle(
                     r.until = Some(now);
                     r.state = "closed";
                     let why = error.map_or_else(|| "closed".to_owned(), |e| e.to_string());
-                    eprintln!(
+                    errln!(
                         "{id} closed ({why}): {} messages, {} payload bytes, {} keepalives answered, {:.3} s{}",
                         r.messages,
                         r.payload,
@@ -303,7 +309,7 @@ fn handle(
                         }
                     );
                 }
-                Event::SessionReset { .. } => eprintln!("{id} session reset by peer"),
+                Event::SessionReset { .. } => errln!("{id} session reset by peer"),
                 _ => {}
             }
         }
