@@ -157,11 +157,7 @@ pub fn parse(text: &str) -> Result<Vec<Event>, ScriptError> {
                 return Err(err(format!("`{verb}` must come before the first `queue`")))
             }
             "features" => Event::Features(number(one("number")?, "features").map_err(err)?),
-            "entity" => Event::Entity(
-                one("TYPE.NUM")?
-                    .parse()
-                    .map_err(|e: crate::wire::entity::ParseEntityError| err(e.to_string()))?,
-            ),
+            "entity" => Event::Entity(entity(one("TYPE.NUM")?).map_err(err)?),
             "queue" => {
                 let spec = parse_queue(args).map_err(err)?;
                 if !queued_ids.insert(spec.id) {
@@ -182,6 +178,16 @@ pub fn parse(text: &str) -> Result<Vec<Event>, ScriptError> {
         events.push(ev);
     }
     Ok(events)
+}
+
+/// `TYPE.NUM`, the number decimal or `0x` hex like every number in a script.
+fn entity(s: &str) -> Result<EntityName, String> {
+    let bad =
+        || format!("bad entity name {s:?}: expected TYPE.NUM, TYPE one of mon/mds/osd/client");
+    let (ty, num) = s.split_once('.').ok_or_else(bad)?;
+    let mut e: EntityName = format!("{ty}.0").parse().map_err(|_| bad())?;
+    e.num = number(num, "entity number")?;
+    Ok(e)
 }
 
 fn parse_queue(args: &[&str]) -> Result<QueueSpec, String> {
@@ -390,4 +396,30 @@ pub fn run(events: &[Event]) -> Outcome {
         };
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_numbers_take_hex_like_every_number() {
+        let osd16 = EntityName {
+            ty: EntityType::Osd,
+            num: 16,
+        };
+        for s in ["entity osd.16", "entity osd.0x10", "entity osd.0X10"] {
+            assert_eq!(parse(s).unwrap(), vec![Event::Entity(osd16)], "{s}");
+        }
+        for s in [
+            "entity osd.",
+            "entity osd.0x",
+            "entity disk.1",
+            "entity osd",
+            "entity osd.+1",
+        ] {
+            let e = parse(s).unwrap_err();
+            assert_eq!(e.line, 1, "{s}");
+        }
+    }
 }
