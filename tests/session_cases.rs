@@ -485,6 +485,17 @@ fn server_reply_tags() {
         &[],
     );
     assert_eq!(out[0], tag::RESETSESSION);
+    // A lossy server keeps no session across transports: the same answer (Ceph's
+    // "accept we reset" has no lossy exception).
+    let (_, out) = server_reply_to(
+        osd(),
+        ConnectMsg {
+            connect_seq: 1,
+            ..connect()
+        },
+        &[],
+    );
+    assert_eq!(out[0], tag::RESETSESSION);
     // A new session with RECONNECT_SEQ: SEQ + 8 bytes, LOSSY flag as configured.
     let (s, out) = server_reply_to(osd(), connect(), &[]);
     let r = ConnectReply::decode(&out).unwrap();

@@ -259,8 +259,10 @@ impl Connection {
     /// Server: answers a verified connect against this session's state.
     pub(super) fn decide(&mut self, now: Instant, c: ConnectMsg) {
         if self.cfg.lossy || !self.has_session {
-            if !self.cfg.lossy && c.connect_seq > 0 {
-                // The peer thinks we share a session; we have none.
+            if c.connect_seq > 0 {
+                // The peer thinks we share a session; we have none (a lossy server keeps
+                // none across transports). Ceph answers the same, lossy or not
+                // (`ProtocolV1::handle_connect_message_2`, "accept we reset").
                 self.reply(tag::RESETSESSION, &c, &[]);
                 return;
             }
