@@ -23,11 +23,12 @@ usage:
       On SIGINT/SIGTERM prints per-connection totals and a `total` line, exits 0.
   ceph-msgr mon-status ADDR [--json] [--timeout SECS] [--legacy-monmap] [--name NAME]
       Connect to a Ceph monitor over msgr v1 (ADDR: v1:IP:PORT, IP:PORT, or an address
-      vector such as [v2:IP:3300,v1:IP:6789] from ceph.conf, whose v1 entry is used), authenticate
-      with auth none, subscribe to the monitor map and print the fsid, the monmap epoch,
-      the monitors' addresses, the osdmap version, the negotiated features by name and
-      the handshake and keepalive round-trip times. --legacy-monmap advertises the
-      kernel-like feature set without MONNAMES/MONENC (legacy monmap encoding).
+      vector such as [v2:IP:3300,v1:IP:6789] from ceph.conf, whose v1 entry is used),
+      authenticate with auth none, subscribe to the monitor map and print the fsid, the
+      monmap epoch, the monitors' addresses, the osdmap version, the negotiated features
+      by name and the handshake and keepalive round-trip times. --legacy-monmap
+      advertises the kernel-like feature set without MONNAMES/MONENC (legacy monmap
+      encoding).
       Exit codes: 1 bad arguments, 2 refused, 3 closed by the monitor, 4 timeout,
       5 authentication failed, 6 protocol error, 7 other socket error.
   ceph-msgr demo [--messages N] [--revoke-every K] [--fail-every F] [--seed S]
