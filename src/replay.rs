@@ -185,9 +185,10 @@ fn entity(s: &str) -> Result<EntityName, String> {
     let bad =
         || format!("bad entity name {s:?}: expected TYPE.NUM, TYPE one of mon/mds/osd/client");
     let (ty, num) = s.split_once('.').ok_or_else(bad)?;
-    let mut e: EntityName = format!("{ty}.0").parse().map_err(|_| bad())?;
-    e.num = number(num, "entity number")?;
-    Ok(e)
+    Ok(EntityName {
+        ty: EntityType::from_name(ty).ok_or_else(bad)?,
+        num: number(num, "entity number")?,
+    })
 }
 
 fn parse_queue(args: &[&str]) -> Result<QueueSpec, String> {

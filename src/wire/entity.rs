@@ -62,6 +62,19 @@ impl EntityType {
             Self::Mgr => "mgr",
         }
     }
+
+    /// The type a name stands for, of those an [`EntityName`] is parsed from: `mon`,
+    /// `mds`, `osd`, `client`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "mon" => Some(Self::Mon),
+            "mds" => Some(Self::Mds),
+            "osd" => Some(Self::Osd),
+            "client" => Some(Self::Client),
+            _ => None,
+        }
+    }
 }
 
 /// A source or destination entity: type plus number (`client.4242`, `osd.0`).
@@ -112,13 +125,7 @@ impl FromStr for EntityName {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseEntityError(s.to_owned());
         let (ty, num) = s.split_once('.').ok_or_else(err)?;
-        let ty = match ty {
-            "mon" => EntityType::Mon,
-            "mds" => EntityType::Mds,
-            "osd" => EntityType::Osd,
-            "client" => EntityType::Client,
-            _ => return Err(err()),
-        };
+        let ty = EntityType::from_name(ty).ok_or_else(err)?;
         let num = num.parse().map_err(|_| err())?;
         Ok(Self { ty, num })
     }
