@@ -1,4 +1,5 @@
 //! `ceph-msgr`: command-line front end of the ceph-msgr crate.
+#![forbid(unsafe_code)]
 
 use std::io::Write as _;
 use std::process::ExitCode;

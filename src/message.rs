@@ -1,5 +1,6 @@
 //! The outgoing message: header fields chosen by the caller plus payload sections held as
 //! [`Bytes`], so the core never copies payload.
+#![forbid(unsafe_code)]
 
 use bytes::Bytes;
 

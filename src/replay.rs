@@ -22,6 +22,7 @@
 //! // Message 2: a header-only message, 75 bytes.
 //! assert_eq!(out.connections[0].len(), 85 + 75);
 //! ```
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::fmt;

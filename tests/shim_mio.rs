@@ -503,3 +503,78 @@ fn lossless_session_keeps_its_id_across_reconnects() {
     let info = r.info(session).expect("session info");
     assert_eq!(info.transports, 3);
 }
+
+/// Streams are read straight into the connection's receive buffer; a connection that
+/// reads little goes through the shared scratch buffer and, once it stops streaming,
+/// gives its receive buffer back. Messages arrive intact either way.
+#[test]
+fn quiet_connections_keep_no_read_buffer_and_streams_arrive_intact() {
+    let mut r = Reactor::new().expect("reactor");
+    let l = r
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)), server_cfg())
+        .expect("listen");
+    let addr = r.local_addr(l).expect("addr");
+    let mut cfg = Config::client(EntityName::client(3));
+    cfg.lossy = false;
+    let client = r.connect(cfg, addr, EntityType::Osd);
+    let mut server = None;
+    let mut got: Vec<(u64, bool)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let round = |r: &mut Reactor,
+                 msgs: Vec<(u64, usize)>,
+                 got: &mut Vec<(u64, bool)>,
+                 server: &mut Option<ConnId>| {
+        let want = got.len() + msgs.len();
+        for (tid, len) in msgs {
+            r.send(
+                client,
+                Message::new(7)
+                    .with_tid(tid)
+                    .with_data_chunk(payload(tid, 1, len)),
+            )
+            .expect("queue");
+        }
+        while got.len() < want {
+            assert!(Instant::now() < deadline, "timeout");
+            r.run_once(Some(Duration::from_millis(50)), |_, id, n| match n {
+                Notice::Accepted { .. } => *server = Some(id),
+                Notice::Event(Event::Message(m)) => {
+                    let tid = m.header.tid;
+                    got.push((tid, m.data == payload(tid, 1, m.data.len())));
+                }
+                _ => {}
+            })
+            .expect("turn");
+        }
+    };
+    round(
+        &mut r,
+        (1..=5).map(|t| (t, 100)).collect(),
+        &mut got,
+        &mut server,
+    );
+    let server = server.expect("accepted");
+    let quiet = r.info(server).expect("info").receive_buffer;
+    assert!(quiet < 4096, "a quiet connection holds {quiet} bytes");
+    let mut unused = None;
+    round(
+        &mut r,
+        (6..=13).map(|t| (t, 1 << 20)).collect(),
+        &mut got,
+        &mut unused,
+    );
+    round(&mut r, vec![(14, 100)], &mut got, &mut unused);
+    let after = r.info(server).expect("info").receive_buffer;
+    assert!(
+        after < 4096,
+        "after the stream stopped it holds {after} bytes"
+    );
+    assert_eq!(got.len(), 14);
+    assert!(got.iter().all(|g| g.1), "every payload intact");
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        (1..=14).collect::<Vec<_>>()
+    );
+    let info = r.info(server).expect("info");
+    assert_eq!(info.bytes_read, r.info(client).expect("info").bytes_written);
+}

@@ -22,7 +22,8 @@ macro_rules! out {
 }
 
 /// `eprintln!` without its panic: logs on stderr are best effort (a closed stderr must
-/// not take a server down).
+/// not take a server down). Unused in a build without the runtime features.
+#[allow(unused_macros)]
 macro_rules! errln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;

@@ -24,6 +24,7 @@
 //! [`Connection::poll_timeout`] says when to call [`Connection::handle_timeout`].
 //!
 //! See `docs/session.md` for the full state diagram and the rules of each reply tag.
+#![forbid(unsafe_code)]
 
 pub mod auth;
 mod handshake;
@@ -487,6 +488,26 @@ impl Connection {
             }
             _ => {}
         }
+    }
+
+    /// Frees the receive buffer if it holds no unparsed bytes (a partly received record
+    /// keeps it). For drivers that read in place ([`read_with`](Self::read_with)) into
+    /// many connections: called when a socket is drained, it keeps an idle connection from
+    /// holding the room its last read reserved. Cheap; the next read allocates afresh.
+    pub fn release_receive_buffer(&mut self) {
+        self.rx.shrink_to_fit();
+    }
+
+    /// Bytes allocated for the receive buffer (unparsed input plus spare room).
+    #[must_use]
+    pub fn receive_capacity(&self) -> usize {
+        self.rx.capacity()
+    }
+
+    /// Bytes received and not parsed yet: the start of a record still arriving.
+    #[must_use]
+    pub fn input_buffered(&self) -> usize {
+        self.rx.buffered()
     }
 
     /// Releases memory kept from earlier bursts: spare queue capacity and an empty

@@ -38,6 +38,7 @@
 //! ```
 //!
 //! [`Message`]: crate::Message
+#![forbid(unsafe_code)]
 
 mod client;
 mod codec;

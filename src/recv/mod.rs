@@ -9,6 +9,7 @@
 //! capacity stays within twice the bytes buffered — so a peer announcing the largest
 //! record and trickling it in costs what it sent plus at most `eager_reserve`, not what it
 //! announced (`tests/memory_bounds.rs`).
+#![forbid(unsafe_code)]
 
 use std::fmt;
 
@@ -147,6 +148,44 @@ pub struct Receiver {
     limits: Limits,
     /// Check data CRCs (front and middle are always checked).
     verify_data_crc: bool,
+    /// The payload CRCs of the message at the front of `buf`, folded in as its bytes
+    /// arrive. Invariant: when `Some`, `buf` starts with that message's tag and header
+    /// and holds at least its first `done` payload bytes; it is reset whenever the front
+    /// record is taken or the buffer is cleared.
+    folded: Option<Folded>,
+}
+
+/// CRCs of a partly received message, computed over each read's bytes while they are
+/// still in cache instead of over the whole (possibly megabytes long, long evicted)
+/// payload once the footer arrives. The data CRC is folded even before the footer says
+/// whether the sender computed one (`FOOTER_NOCRC`): senders set that flag rarely, and
+/// the work is what a checked message costs anyway.
+#[derive(Debug, Clone, Copy)]
+struct Folded {
+    /// Front, middle and data lengths of the message it belongs to (a guard).
+    lens: [usize; 3],
+    /// Payload bytes (front, then middle, then data) folded so far.
+    done: usize,
+    /// Running CRCs of front, middle and data (`ceph_crc32c` chains: folding `a` then
+    /// `b` gives the CRC of `a ‖ b`).
+    crc: [u32; 3],
+}
+
+impl Folded {
+    /// Folds payload bytes `self.done..upto` (`payload` holds the whole payload from its
+    /// start, at least `upto` bytes of it).
+    fn fold(&mut self, payload: &[u8], upto: usize, with_data: bool) {
+        let mut start = 0;
+        for (i, len) in self.lens.into_iter().enumerate() {
+            let end = start + len;
+            let (from, to) = (self.done.max(start), upto.min(end));
+            if from < to && (i < 2 || with_data) {
+                self.crc[i] = ceph_crc32c(self.crc[i], &payload[from..to]);
+            }
+            start = end;
+        }
+        self.done = self.done.max(upto);
+    }
 }
 
 impl Receiver {
@@ -158,6 +197,7 @@ impl Receiver {
             footer,
             limits,
             verify_data_crc: true,
+            folded: None,
         }
     }
 
@@ -186,6 +226,11 @@ impl Receiver {
     /// Drops bytes appended after the first `len` (input the connection ignores).
     pub(crate) fn truncate(&mut self, len: usize) {
         self.buf.truncate(len);
+        if let Some(f) = self.folded {
+            if 1 + HEADER_LEN + f.done > len {
+                self.folded = None;
+            }
+        }
     }
 
     /// Bytes buffered and not yet parsed.
@@ -210,10 +255,12 @@ impl Receiver {
     /// Drops everything buffered (the transport was reset).
     pub fn clear(&mut self) {
         self.buf.clear();
+        self.folded = None;
     }
 
     /// Takes exactly `n` raw bytes if that many are buffered (handshake records).
     pub fn take(&mut self, n: usize) -> Option<Bytes> {
+        self.folded = None;
         (self.buf.len() >= n).then(|| self.buf.split_to(n).freeze())
     }
 
@@ -261,8 +308,26 @@ impl Receiver {
         }
         let footer_len = self.footer.encoded_len();
         // Bounded by the limits: at most ~96 MiB with the defaults.
-        let total = 1 + HEADER_LEN + h.payload_len() as usize + footer_len;
+        let payload_len = h.payload_len() as usize;
+        let total = 1 + HEADER_LEN + payload_len + footer_len;
+        let body = 1 + HEADER_LEN;
+        let lens = [
+            h.front_len as usize,
+            h.middle_len as usize,
+            h.data_len as usize,
+        ];
+        let mut folded = match self.folded.take() {
+            Some(f) if f.lens == lens && self.buf.len() >= body + f.done => f,
+            _ => Folded {
+                lens,
+                done: 0,
+                crc: [0; 3],
+            },
+        };
+        let upto = (self.buf.len() - body).min(payload_len);
+        folded.fold(&self.buf[body..], upto, self.verify_data_crc);
         if self.buf.len() < total {
+            self.folded = Some(folded);
             // A record up to `eager_reserve` gets its whole size reserved now, so it is
             // not copied again and again as the buffer doubles; a larger one grows with
             // what arrives, so a peer that announces a large record and trickles it in
@@ -274,13 +339,8 @@ impl Receiver {
         }
         // Checked where they lie; only a good record is split off, one refcount per
         // non-empty section and none for the header, the footer or empty sections.
-        let (fl, ml, dl) = (
-            h.front_len as usize,
-            h.middle_len as usize,
-            h.data_len as usize,
-        );
-        let body = 1 + HEADER_LEN;
-        let f = Footer::decode(self.footer, &self.buf[body + fl + ml + dl..total])?;
+        let [fl, ml, dl] = lens;
+        let f = Footer::decode(self.footer, &self.buf[body + payload_len..total])?;
         // COMPLETE first: an aborted message's payload is (partly) zeros and its CRCs
         // are meaningless.
         if !f.is_complete() {
@@ -288,21 +348,12 @@ impl Receiver {
             return Ok(Some(Record::Aborted(h)));
         }
         let check_data = self.verify_data_crc && f.flags & FOOTER_NOCRC == 0;
-        for (section, range, carried, check) in [
-            ("front", body..body + fl, f.front_crc, true),
-            ("middle", body + fl..body + fl + ml, f.middle_crc, true),
-            (
-                "data",
-                body + fl + ml..body + fl + ml + dl,
-                f.data_crc,
-                check_data,
-            ),
+        for (section, computed, carried, check) in [
+            ("front", folded.crc[0], f.front_crc, true),
+            ("middle", folded.crc[1], f.middle_crc, true),
+            ("data", folded.crc[2], f.data_crc, check_data),
         ] {
-            if !check {
-                continue;
-            }
-            let computed = ceph_crc32c(0, &self.buf[range]);
-            if computed != carried {
+            if check && computed != carried {
                 return Err(RecvError::BadCrc {
                     section,
                     carried,

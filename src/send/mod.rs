@@ -15,6 +15,7 @@
 //!   starts at a frame boundary.
 //!
 //! See `docs/accounting.md` for the byte diagrams.
+#![forbid(unsafe_code)]
 
 mod frame;
 mod queue;

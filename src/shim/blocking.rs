@@ -41,6 +41,7 @@
 //! Lossless reconnects are automatic: when the core asks for a transport again
 //! ([`Event::OpenTransport`], after a fault and its backoff), the shim connects anew and
 //! the core resumes the session. [`Event::Fault`] is still reported so the caller knows.
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -127,6 +127,7 @@
 //! }
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::future::{poll_fn, Future};

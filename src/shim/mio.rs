@@ -94,6 +94,7 @@
 //! [`Reactor::waker`] returns a handle other threads can use to interrupt a blocked
 //! [`Reactor::run_once`]; [`Reactor::add_wakeup_source`] registers any [`mio`] source (for
 //! instance the read end of a signal self-pipe) that does the same when it turns readable.
+#![forbid(unsafe_code)]
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -184,7 +185,11 @@ pub enum Notice {
 /// Tuning knobs of a [`Reactor`].
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Size of the one read buffer shared by all connections.
+    /// Size of the scratch buffer shared by all connections, and the room reserved per
+    /// read in a connection's own receive buffer. On Unix a streaming connection (its
+    /// last turn filled a buffer) or one with a record partly received is read straight
+    /// into its receive buffer, without a copy; a connection that reads little is read
+    /// through the scratch buffer and keeps no read buffer of its own.
     pub read_buffer: usize,
     /// Bytes read from one connection per turn before the others get their go (the rest
     /// is read on the next turn).
@@ -231,6 +236,9 @@ pub struct ConnInfo {
     pub transports: u64,
     /// Whether a transport is attached now.
     pub has_transport: bool,
+    /// Bytes allocated for its receive buffer now (see [`Options::read_buffer`]: a quiet
+    /// connection keeps none between turns).
+    pub receive_buffer: usize,
 }
 
 struct Entry {
@@ -254,6 +262,10 @@ struct Entry {
     bytes_read: u64,
     bytes_written: u64,
     transports: u64,
+    /// Streaming: its last turn read at least a full buffer, so reads go straight into
+    /// its receive buffer. A connection that reads little is read through the shared
+    /// scratch buffer instead and keeps no read buffer of its own.
+    in_place: bool,
 }
 
 impl Entry {
@@ -273,6 +285,7 @@ impl Entry {
             bytes_read: 0,
             bytes_written: 0,
             transports: 0,
+            in_place: false,
         }
     }
 }
@@ -638,6 +651,7 @@ impl Control {
             bytes_written: e.bytes_written,
             transports: e.transports,
             has_transport: e.sock.is_some(),
+            receive_buffer: e.conn.receive_capacity(),
         })
     }
 
@@ -926,6 +940,7 @@ impl Control {
     fn read_conn(&mut self, idx: u32) -> bool {
         let now = self.now;
         let budget = self.opts.read_budget;
+        let room = self.buf.len();
         let mut got = 0;
         let mut failed = None;
         let mut more = false;
@@ -943,16 +958,24 @@ impl Control {
         if e.connecting {
             return false;
         }
+        // In place while streaming or while a record is partly received (its whole size
+        // is reserved already); otherwise through the scratch buffer until a read fills it.
+        let mut in_place = IN_PLACE && (e.in_place || e.conn.input_buffered() > 0);
         loop {
-            match sock.read(buf) {
+            let r = if in_place {
+                read_in_place(&mut e.conn, now, sock, room)
+            } else {
+                read_copied(&mut e.conn, now, sock, buf)
+            };
+            match r {
                 Ok(0) => {
                     failed = Some("connection closed by peer".to_owned());
                     break;
                 }
                 Ok(n) => {
                     e.bytes_read += n as u64;
-                    e.conn.handle_input(now, &buf[..n]);
                     got += n;
+                    in_place |= IN_PLACE && n == buf.len();
                     match e.conn.state() {
                         State::Handshake | State::Open | State::Closing => {}
                         // Waiting for the session decision: resume after it.
@@ -968,13 +991,26 @@ impl Control {
                         break;
                     }
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    // Drained. A connection that stopped streaming gives its read buffer
+                    // back (1,000 quiet connections must not hold 64 KiB each); one that
+                    // streams keeps it, so a busy turn costs no allocation.
+                    let streaming = got >= room;
+                    if e.in_place && !streaming {
+                        e.conn.release_receive_buffer();
+                    }
+                    e.in_place = streaming;
+                    break;
+                }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
                     failed = Some(err.to_string());
                     break;
                 }
             }
+        }
+        if more {
+            e.in_place = IN_PLACE;
         }
         if got > 0 || failed.is_some() {
             self.mark(idx);
@@ -1260,6 +1296,37 @@ impl Control {
         }
         wrote > 0 && !blocked
     }
+}
+
+/// Whether reads can land in a connection's receive buffer directly (`shim::in_place`).
+const IN_PLACE: bool = cfg!(unix);
+
+/// One read from `sock` straight into `conn`'s receive buffer, parsed where it landed.
+#[cfg(unix)]
+fn read_in_place(
+    conn: &mut Connection,
+    now: Instant,
+    sock: &TcpStream,
+    room: usize,
+) -> io::Result<usize> {
+    conn.read_with(now, room, |buf| super::in_place::recv_into(sock, buf))
+}
+
+#[cfg(not(unix))]
+fn read_in_place(_: &mut Connection, _: Instant, _: &TcpStream, _: usize) -> io::Result<usize> {
+    unreachable!("IN_PLACE is false here")
+}
+
+/// One read from `sock` into the shared `scratch` buffer, copied into `conn`.
+fn read_copied(
+    conn: &mut Connection,
+    now: Instant,
+    mut sock: &TcpStream,
+    scratch: &mut [u8],
+) -> io::Result<usize> {
+    let n = sock.read(scratch)?;
+    conn.handle_input(now, &scratch[..n]);
+    Ok(n)
 }
 
 /// Whether a connection holds a session worth keeping without a transport: every client

@@ -12,6 +12,8 @@
 pub mod blocking;
 #[cfg(feature = "smol")]
 pub mod futures_io;
+#[cfg(all(feature = "mio", unix))]
+mod in_place;
 #[cfg(feature = "mio")]
 pub mod mio;
 #[cfg(feature = "tokio")]

@@ -71,6 +71,7 @@
 //! # Ok(())
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;

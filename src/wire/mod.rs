@@ -9,6 +9,7 @@
 //! | ACK | 1 + 8 | [`control`] |
 //! | KEEPALIVE / CLOSE | 1 | [`control`] |
 //! | KEEPALIVE2 / KEEPALIVE2_ACK | 1 + 8 | [`control`] |
+#![forbid(unsafe_code)]
 
 pub mod control;
 pub mod crc;
