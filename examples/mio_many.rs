@@ -21,8 +21,9 @@ use ceph_msgr::shim::mio::{ConnId, Notice, Reactor};
 use ceph_msgr::wire::{EntityName, EntityType};
 use ceph_msgr::{Config, Event, Message};
 
-/// Clients connected per turn: the listen backlog is 128, and the same thread accepts.
-const WAVE: usize = 100;
+/// Clients connected per turn: the same thread accepts, and the listen backlog
+/// (`Options::listen_backlog`, 1,024) holds what it has not accepted yet.
+const WAVE: usize = 1000;
 
 /// What a run measured.
 #[derive(Debug, Clone)]

@@ -65,7 +65,8 @@
 //!
 //! Writes go straight from the core's buffers to `write_vectored` until the socket would
 //! block; only then is WRITABLE interest registered, and it is dropped again once the core
-//! has nothing more to write.
+//! has nothing more to write. On Unix, reads of a streaming connection land straight in its
+//! receive buffer (no copy); see [`Options::read_buffer`].
 //!
 //! # Lifetimes of ids
 //!
@@ -83,9 +84,10 @@
 //!
 //! # Limits
 //!
-//! Listeners use the standard backlog of 128: when one thread both opens and accepts
-//! hundreds of connections, open them in waves (`examples/mio_many.rs` adds 100 per turn).
-//! An `accept` error other than `WouldBlock` (out of descriptors, say) leaves the pending
+//! Listeners made by [`Reactor::listen`] have a backlog of [`Options::listen_backlog`]
+//! (1,024 by default; the kernel caps it at `net.core.somaxconn`): when one thread both
+//! opens and accepts more connections than that, open them in waves
+//! (`examples/mio_many.rs` adds 100 per turn). An `accept` error other than `WouldBlock` (out of descriptors, say) leaves the pending
 //! transport in the kernel's backlog until the next connection attempt wakes the
 //! listener. Connect attempts have no timeout of their own beyond the kernel's.
 //!
@@ -196,6 +198,9 @@ pub struct Options {
     pub read_budget: usize,
     /// Readiness events taken from the OS per poll.
     pub events_capacity: usize,
+    /// Backlog of listeners made by [`Reactor::listen`] (the kernel caps it at
+    /// `net.core.somaxconn`): connections accepted by the kernel and not yet by the loop.
+    pub listen_backlog: i32,
     /// Set `TCP_NODELAY` on every transport.
     pub nodelay: bool,
     /// Busy-poll: after a turn that had work, keep polling without sleeping for up to
@@ -211,6 +216,7 @@ impl Default for Options {
             read_buffer: 64 * 1024,
             read_budget: 256 * 1024,
             events_capacity: 1024,
+            listen_backlog: 1024,
             nodelay: true,
             busy_poll: None,
         }
@@ -510,8 +516,8 @@ impl Control {
     /// `cfg.sessions = true`: the reactor then keeps a registry of sessions keyed by the
     /// peer's address and nonce.
     pub fn listen(&mut self, addr: SocketAddr, cfg: Config) -> io::Result<ListenerId> {
-        let sock = TcpListener::bind(addr)?;
-        self.add_mio_listener(sock, cfg)
+        let sock = bind_listener(addr, self.opts.listen_backlog)?;
+        self.add_mio_listener(TcpListener::from_std(sock), cfg)
     }
 
     /// Like [`listen`](Self::listen), with a listener you bound yourself (it is switched
@@ -1296,6 +1302,20 @@ impl Control {
         }
         wrote > 0 && !blocked
     }
+}
+
+/// A non-blocking listener on `addr` with the given backlog (`SO_REUSEADDR` on Unix, as
+/// `mio` and `std` set it).
+fn bind_listener(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if cfg!(unix) {
+        sock.set_reuse_address(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(backlog.max(1))?;
+    sock.set_nonblocking(true)?;
+    Ok(sock.into())
 }
 
 /// Whether reads can land in a connection's receive buffer directly (`shim::in_place`).
