@@ -84,7 +84,7 @@
 //!
 //! # Limits
 //!
-//! Listeners made by [`Reactor::listen`] have a backlog of [`Options::listen_backlog`]
+//! Listeners made by [`Control::listen`] have a backlog of [`Options::listen_backlog`]
 //! (1,024 by default; the kernel caps it at `net.core.somaxconn`): when one thread both
 //! opens and accepts more connections than that, open them in waves
 //! (`examples/mio_many.rs` adds 100 per turn). An `accept` error other than `WouldBlock` (out of descriptors, say) leaves the pending
@@ -198,7 +198,7 @@ pub struct Options {
     pub read_budget: usize,
     /// Readiness events taken from the OS per poll.
     pub events_capacity: usize,
-    /// Backlog of listeners made by [`Reactor::listen`] (the kernel caps it at
+    /// Backlog of listeners made by [`Control::listen`] (the kernel caps it at
     /// `net.core.somaxconn`): connections accepted by the kernel and not yet by the loop.
     pub listen_backlog: i32,
     /// Set `TCP_NODELAY` on every transport.
