@@ -269,8 +269,51 @@ fn python_client_wrong_protocol_is_refused() {
         .expect("python3"),
     );
     check(&s, 5, 21);
-    let (out, _) = serve.stop();
+    let (out, err) = serve.stop();
     assert_eq!(num(&totals(&out).total, "messages"), 5, "{out}");
+    assert!(
+        err.contains(
+            "refused connect: BADPROTOVER (client speaks protocol 15; connections to osd use 24)"
+        ),
+        "{err}"
+    );
+}
+
+/// A seq gap is delivered and logged; duplicates of acknowledged messages are dropped,
+/// logged and counted in the totals.
+#[test]
+fn python_client_seq_gap_and_duplicates_are_logged() {
+    let serve = Serve::start(&[]);
+    // Seqs 1–5, then 9–13 (a gap of 3), then 1–4 again, then 14.
+    let s = summary(
+        &python(
+            &serve.addr,
+            &["--messages", "10", "--gap", "3", "--duplicates", "4"],
+        )
+        .output()
+        .expect("python3"),
+    );
+    check(&s, 11, 21);
+    assert_eq!(num(&s, "acked_seq"), 14, "{s:?}");
+    let (out, err) = serve.stop();
+    let t = totals(&out);
+    assert_eq!(num(&t.total, "messages"), 11, "{out}");
+    assert_eq!(num(&t.total, "duplicates_dropped"), 4, "{out}");
+    assert_eq!(num(&t.total, "seq_gaps"), 1, "{out}");
+    assert_eq!(num(&t.conns[0], "duplicates_dropped"), 4, "{out}");
+    assert!(
+        err.contains("seq gap: got 9, expected 6 (delivered)"),
+        "{err}"
+    );
+    for seq in 1..=4 {
+        assert!(
+            err.contains(&format!(
+                "dropped duplicate message seq={seq} (expected 14)"
+            )),
+            "{err}"
+        );
+    }
+    assert_eq!(err.matches(" msg seq=").count(), 11, "{err}");
 }
 
 /// Our own client, on the mio reactor, against `serve`.

@@ -409,6 +409,14 @@ fn server_reply_to(cfg: Config, connect: ConnectMsg, authorizer: &[u8]) -> (Conn
     (s, out)
 }
 
+/// The first `ConnectRefused` event, if any.
+fn refusal(c: &mut Connection) -> Option<(u8, String)> {
+    events(c).into_iter().find_map(|e| match e {
+        Event::ConnectRefused { reply_tag, reason } => Some((reply_tag, reason)),
+        _ => None,
+    })
+}
+
 fn connect() -> ConnectMsg {
     ConnectMsg {
         features: features::KERNEL_LIKE,
@@ -431,7 +439,7 @@ fn server_reply_tags() {
         })
     };
     // Wrong protocol version.
-    let (_, out) = server_reply_to(
+    let (mut s, out) = server_reply_to(
         osd(),
         ConnectMsg {
             protocol_version: 15,
@@ -440,13 +448,27 @@ fn server_reply_tags() {
         &[],
     );
     assert_eq!(out[0], tag::BADPROTOVER);
+    assert_eq!(
+        refusal(&mut s),
+        Some((
+            tag::BADPROTOVER,
+            "client speaks protocol 15; connections to osd use 24".to_owned()
+        ))
+    );
     // Missing required features: the reply carries them.
     let mut cfg = osd();
     cfg.required_features = 1 << 62;
-    let (_, out) = server_reply_to(cfg, connect(), &[]);
+    let (mut s, out) = server_reply_to(cfg, connect(), &[]);
     let r = ConnectReply::decode(&out).unwrap();
     assert_eq!(r.tag, tag::FEATURES);
     assert_ne!(r.features & (1 << 62), 0);
+    assert_eq!(
+        refusal(&mut s),
+        Some((
+            tag::FEATURES,
+            "missing required features 0x4000000000000000".to_owned()
+        ))
+    );
     // Authorizer rejected.
     let hook = Box::new(Challenged(Default::default()));
     let now = Instant::now();
@@ -473,6 +495,13 @@ fn server_reply_tags() {
     input.extend_from_slice(b"ticket");
     s.handle_input(now, &input);
     assert_eq!(drain(&mut s)[0], tag::BADAUTHORIZER);
+    assert_eq!(
+        refusal(&mut s),
+        Some((
+            tag::BADAUTHORIZER,
+            "authorizer rejected (protocol 2, 6 bytes)".to_owned()
+        ))
+    );
     // A lossless server without a session for a peer that claims one: RESETSESSION.
     let mut cfg = osd();
     cfg.lossy = false;
@@ -683,6 +712,25 @@ fn aborted_messages_are_dropped_by_default_and_duplicates_discarded() {
         .any(|e| matches!(e, Event::AbortedMessage(h) if h.seq == 1)));
     assert_eq!(c.in_seq(), 4);
     assert_eq!(c.stats().dups_in, 1);
+    assert_eq!(c.stats().gaps_in, 1);
+    // Both anomalies are reported, the gap just before the message it let through.
+    let anomalies: Vec<(u64, u64, bool)> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::OutOfSequence {
+                seq,
+                expected,
+                duplicate,
+            } => Some((*seq, *expected, *duplicate)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(anomalies, [(2, 3, true), (4, 3, false)]);
+    let gap_at = evs
+        .iter()
+        .position(|e| matches!(e, Event::OutOfSequence { seq: 4, .. }))
+        .unwrap();
+    assert!(matches!(&evs[gap_at + 1], Event::Message(m) if m.header.seq == 4));
     // One cumulative ACK for everything, including the aborted seq.
     let out = drain(&mut c);
     assert_eq!(out, [&[tag::ACK][..], &4u64.to_le_bytes()].concat());

@@ -54,6 +54,7 @@ fn lossless_exactly_once_in_order() {
                 total.failures += t.failures;
                 total.reconnects += t.reconnects;
                 total.aborted_seen += t.aborted_seen;
+                total.seq_gaps += t.seq_gaps;
             }
             Err(e) => panic!("scenario failed; replay with SIM_SEED={seed} cargo test --test session_sim -- --nocapture\n{e}"),
         }
@@ -61,8 +62,8 @@ fn lossless_exactly_once_in_order() {
     // Straight to the stderr handle, so the counts show in CI logs under capture too.
     let _ = writeln!(
         std::io::stderr(),
-        "{n} scenarios: {} messages sent, {} revoked, {} delivered, {} aborted frames seen by the server, {} injected transport failures, {} session opens",
-        total.sent, total.revoked, total.delivered, total.aborted_seen, total.failures, total.reconnects
+        "{n} scenarios: {} messages sent, {} revoked, {} delivered, {} aborted frames seen by the server, {} seq gaps (revoked frames lost with their transport), {} injected transport failures, {} session opens",
+        total.sent, total.revoked, total.delivered, total.aborted_seen, total.seq_gaps, total.failures, total.reconnects
     );
     assert!(
         total.failures >= 100,

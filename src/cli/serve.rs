@@ -106,6 +106,9 @@ struct Record {
     messages: u64,
     payload: u64,
     keepalives: u64,
+    /// Messages dropped as duplicates, and delivered after a seq gap.
+    duplicates: u64,
+    gaps: u64,
     state: &'static str,
 }
 
@@ -116,11 +119,7 @@ impl Record {
 }
 
 fn tag_name(t: u8) -> String {
-    match t {
-        tag::READY => "READY".into(),
-        tag::SEQ => "SEQ".into(),
-        other => format!("tag{other}"),
-    }
+    tag::name(t).map_or_else(|| format!("tag{t}"), str::to_owned)
 }
 
 /// Runs the subcommand.
@@ -236,6 +235,8 @@ fn handle(
                     messages: 0,
                     payload: 0,
                     keepalives: 0,
+                    duplicates: 0,
+                    gaps: 0,
                     state: "handshake",
                 },
             );
@@ -310,6 +311,22 @@ fn handle(
                     );
                 }
                 Event::SessionReset { .. } => errln!("{id} session reset by peer"),
+                Event::ConnectRefused { reply_tag, reason } => {
+                    errln!("{id} refused connect: {} ({reason})", tag_name(reply_tag));
+                }
+                Event::OutOfSequence {
+                    seq,
+                    expected,
+                    duplicate,
+                } => {
+                    if duplicate {
+                        r.duplicates += 1;
+                        errln!("{id} dropped duplicate message seq={seq} (expected {expected})");
+                    } else {
+                        r.gaps += 1;
+                        errln!("{id} seq gap: got {seq}, expected {expected} (delivered)");
+                    }
+                }
                 _ => {}
             }
         }
@@ -319,26 +336,30 @@ fn handle(
 
 fn print_totals(records: &BTreeMap<ConnId, Record>, ran: Duration) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    let (mut msgs, mut bytes, mut kas) = (0, 0, 0);
+    let (mut msgs, mut bytes, mut kas, mut dups, mut gaps) = (0, 0, 0, 0, 0);
     for (id, r) in records {
         let dur = r.until.unwrap_or(r.since).duration_since(r.since);
         writeln!(
             out,
-            "conn id={id} peer={} messages={} payload_bytes={} keepalives_answered={} duration_s={:.3} state={}",
+            "conn id={id} peer={} messages={} payload_bytes={} keepalives_answered={} duration_s={:.3} state={} duplicates_dropped={} seq_gaps={}",
             r.peer,
             r.messages,
             r.payload,
             r.keepalives,
             dur.as_secs_f64(),
-            r.state
+            r.state,
+            r.duplicates,
+            r.gaps
         )?;
         msgs += r.messages;
         bytes += r.payload;
         kas += r.keepalives;
+        dups += r.duplicates;
+        gaps += r.gaps;
     }
     writeln!(
         out,
-        "total connections={} messages={msgs} payload_bytes={bytes} keepalives_answered={kas} duration_s={:.3}",
+        "total connections={} messages={msgs} payload_bytes={bytes} keepalives_answered={kas} duration_s={:.3} duplicates_dropped={dups} seq_gaps={gaps}",
         records.len(),
         ran.as_secs_f64()
     )?;

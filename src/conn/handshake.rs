@@ -224,17 +224,39 @@ impl Connection {
         let ours = handshake::protocol::for_peer(self.cfg.name.ty);
         if let (true, Some(ours)) = (self.cfg.check_protocol_version, ours) {
             if c.protocol_version != ours {
-                self.reply(tag::BADPROTOVER, &c, &[]);
+                self.refuse(
+                    tag::BADPROTOVER,
+                    &c,
+                    format!(
+                        "{} speaks protocol {}; connections to {} use {ours}",
+                        ty.name(),
+                        c.protocol_version,
+                        self.cfg.name.ty.name()
+                    ),
+                );
                 return Ok(());
             }
         }
-        if self.cfg.required_features & !c.features != 0 {
-            self.reply(tag::FEATURES, &c, &[]);
+        let missing = self.cfg.required_features & !c.features;
+        if missing != 0 {
+            self.refuse(
+                tag::FEATURES,
+                &c,
+                format!("missing required features {missing:#x}"),
+            );
             return Ok(());
         }
         match self.auth.verify(ty, c.authorizer_protocol, authorizer) {
             Verdict::Reject => {
-                self.reply(tag::BADAUTHORIZER, &c, &[]);
+                self.refuse(
+                    tag::BADAUTHORIZER,
+                    &c,
+                    format!(
+                        "authorizer rejected (protocol {}, {} bytes)",
+                        c.authorizer_protocol,
+                        authorizer.len()
+                    ),
+                );
                 return Ok(());
             }
             Verdict::Challenge(ch) => {
@@ -297,6 +319,15 @@ impl Connection {
             authorizer_len: 0,
             flags: 0,
         }
+    }
+
+    /// Server: refuses a connect with `t` and reports why.
+    fn refuse(&mut self, t: u8, c: &ConnectMsg, reason: String) {
+        self.reply(t, c, &[]);
+        self.events.push_back(Event::ConnectRefused {
+            reply_tag: t,
+            reason,
+        });
     }
 
     pub(super) fn reply(&mut self, t: u8, c: &ConnectMsg, auth_reply: &[u8]) {

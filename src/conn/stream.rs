@@ -83,14 +83,25 @@ impl Connection {
         match rec {
             Record::Message(m) => {
                 let seq = m.header.seq;
-                if seq <= self.in_seq {
+                let expected = self.in_seq.saturating_add(1);
+                if seq < expected {
                     self.stats.dups_in += 1;
+                    self.events.push_back(Event::OutOfSequence {
+                        seq,
+                        expected,
+                        duplicate: true,
+                    });
                     return Ok(true);
                 }
-                if self.cfg.strict_seq && seq > self.in_seq.saturating_add(1) {
-                    return Err(Error::SeqGap {
-                        got: seq,
-                        expected: self.in_seq.saturating_add(1),
+                if seq > expected {
+                    if self.cfg.strict_seq {
+                        return Err(Error::SeqGap { got: seq, expected });
+                    }
+                    self.stats.gaps_in += 1;
+                    self.events.push_back(Event::OutOfSequence {
+                        seq,
+                        expected,
+                        duplicate: false,
                     });
                 }
                 self.in_seq = seq;

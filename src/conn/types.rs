@@ -259,6 +259,28 @@ pub enum Event {
         /// Messages that were queued or unacknowledged.
         unsent: Vec<(MsgId, Message)>,
     },
+    /// Server: a connect was refused with `reply_tag` (BADPROTOVER, FEATURES or
+    /// BADAUTHORIZER). The peer may send another connect on this transport; most give up
+    /// and close it. Ceph logs these at level 0.
+    ConnectRefused {
+        /// The reply tag sent.
+        reply_tag: u8,
+        /// Why, in words (the protocol numbers, the missing feature bits).
+        reason: String,
+    },
+    /// A message arrived out of sequence and the session carried on. Either a duplicate
+    /// (`seq` at or below the last one received, as when a peer resends after losing our
+    /// ACK) was dropped, or a gap (`seq` beyond `expected`, accepted because
+    /// [`Config::strict_seq`] is off, the userspace rule) was delivered; the
+    /// [`Message`](Event::Message) event follows it. Ceph logs both at level 0.
+    OutOfSequence {
+        /// The message's seq.
+        seq: u64,
+        /// The seq that was due: the last one received plus one.
+        expected: u64,
+        /// Dropped as a duplicate; otherwise delivered after a gap.
+        duplicate: bool,
+    },
     /// The connection ended. Close the transport. Messages not yet acknowledged are
     /// handed back (a lossy session, or a fatal error).
     Closed {
@@ -278,6 +300,8 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Messages discarded as duplicates (seq already received).
     pub dups_in: u64,
+    /// Messages delivered after a gap in seqs (accepted with `strict_seq` off).
+    pub gaps_in: u64,
     /// Aborted messages received.
     pub aborted_in: u64,
     /// Transport faults.

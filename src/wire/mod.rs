@@ -60,6 +60,31 @@ pub mod tag {
     pub const KEEPALIVE2_ACK: u8 = 15;
     /// Connect reply: cephx server challenge.
     pub const CHALLENGE_AUTHORIZER: u8 = 16;
+
+    /// The tag's name without the `CEPH_MSGR_TAG_` prefix (`None` for a byte that is not
+    /// a v1 tag), for logs.
+    #[must_use]
+    pub const fn name(t: u8) -> Option<&'static str> {
+        Some(match t {
+            READY => "READY",
+            RESETSESSION => "RESETSESSION",
+            WAIT => "WAIT",
+            RETRY_SESSION => "RETRY_SESSION",
+            RETRY_GLOBAL => "RETRY_GLOBAL",
+            CLOSE => "CLOSE",
+            MSG => "MSG",
+            ACK => "ACK",
+            KEEPALIVE => "KEEPALIVE",
+            BADPROTOVER => "BADPROTOVER",
+            BADAUTHORIZER => "BADAUTHORIZER",
+            FEATURES => "FEATURES",
+            SEQ => "SEQ",
+            KEEPALIVE2 => "KEEPALIVE2",
+            KEEPALIVE2_ACK => "KEEPALIVE2_ACK",
+            CHALLENGE_AUTHORIZER => "CHALLENGE_AUTHORIZER",
+            _ => return None,
+        })
+    }
 }
 
 /// Feature bits (`CEPH_FEATURE_*`) this crate looks at.

@@ -92,6 +92,10 @@ pub struct Totals {
     pub failures: u64,
     pub reconnects: u64,
     pub aborted_seen: u64,
+    /// Seq gaps the server accepted: a revoked message whose header had started out was
+    /// lost with its transport, so its seq never arrived (`check` still proves that every
+    /// message not revoked arrived exactly once, in order).
+    pub seq_gaps: u64,
 }
 
 pub struct Sim {
@@ -458,6 +462,9 @@ impl Sim {
                         self.delivered.push((m.header.tid, m.front, m.data));
                     }
                     Event::AbortedMessage(_) => self.totals.aborted_seen += 1,
+                    Event::OutOfSequence {
+                        duplicate: false, ..
+                    } => self.totals.seq_gaps += 1,
                     Event::Fault { error } => {
                         if !matches!(error, Error::Transport(_)) {
                             self.errors.push(format!("server fault: {error}"));

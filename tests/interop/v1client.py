@@ -328,19 +328,32 @@ def run(args, summary):
     reader.start()
 
     # 4. messages
+    # --gap skips seqs halfway (the server delivers after the gap); --duplicates then
+    # resends that many messages it already acknowledged (the server drops them) and
+    # ends with one more new message, whose ACK shows the duplicates were passed over.
     src_num = rng.getrandbits(64)
+    half = args.messages // 2
+    seqs = [i + (args.gap if i > half else 0) for i in range(1, args.messages + 1)]
+    new = c.footer_len == 21
     try:
-        for seq in range(1, args.messages + 1):
+        for n, seq in enumerate(seqs, 1):
             front, data = make_payload(rng, seq, args.size)
-            c.send(encode_message(seq, args.msg_type, front, data, src_num,
-                                  c.footer_len == 21))
-            summary["sent"] = seq
+            c.send(encode_message(seq, args.msg_type, front, data, src_num, new))
+            summary["sent"] = n
+        if args.duplicates:
+            c.wait_for(lambda: c.acked >= seqs[-1], args.timeout)
+            for seq in seqs[:args.duplicates]:
+                c.send(encode_message(seq, args.msg_type, b"duplicate", b"", src_num, new))
+            seqs.append(seqs[-1] + 1)
+            c.send(encode_message(seqs[-1], args.msg_type, b"after the duplicates", b"",
+                                  src_num, new))
+            summary["sent"] += 1
     except OSError:
         reader.join(1)
         raise c.error or sys.exc_info()[1]   # prefer the reader's diagnosis
-    c.wait_for(lambda: c.acked >= args.messages, args.timeout)
-    summary["acked"] = c.acked
-    print("# all %d messages acked" % args.messages)
+    c.wait_for(lambda: c.acked >= seqs[-1], args.timeout)
+    summary["acked"] = sum(1 for q in seqs if q <= c.acked)   # messages, not seqs
+    print("# all %d messages acked (last seq %d)" % (summary["sent"], seqs[-1]))
 
     # 6. keepalive2
     if args.keepalive:
@@ -364,7 +377,8 @@ def run(args, summary):
         pass
     reader.join(2)
     sock.close()
-    summary["acked"], summary["server_msgs"] = c.acked, c.server_msgs
+    summary["acked"] = sum(1 for q in seqs if q <= c.acked)
+    summary["acked_seq"], summary["server_msgs"] = c.acked, c.server_msgs
     if c.error:
         raise c.error
 
@@ -421,6 +435,9 @@ def main(argv=None):
     ap.add_argument("--old-footer", action="store_true", help="clear MSG_AUTH (bit 23)")
     ap.add_argument("--trickle", action="store_true", help="send in 1-7 byte pieces")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--gap", type=int, default=0, help="skip this many seqs halfway")
+    ap.add_argument("--duplicates", type=int, default=0,
+                    help="then resend this many acknowledged messages, and one new one")
     ap.add_argument("--msg-type", type=int, default=42)
     ap.add_argument("--protocol-version", type=int, default=CEPH_MONC_PROTOCOL)
     ap.add_argument("--flags", type=int, default=CONNECT_LOSSY, help="connect flags")
