@@ -998,11 +998,13 @@ impl Control {
                     }
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    // Drained. A connection that stopped streaming gives its read buffer
-                    // back (1,000 quiet connections must not hold 64 KiB each); one that
-                    // streams keeps it, so a busy turn costs no allocation.
+                    // Drained. A connection that read in place this turn but is not
+                    // streaming (it stopped, or only finished a partly received record)
+                    // gives its read buffer back if it is empty: 1,000 quiet connections
+                    // must not hold 64 KiB each. One that streams keeps it, so a busy
+                    // turn costs no allocation.
                     let streaming = got >= room;
-                    if e.in_place && !streaming {
+                    if in_place && !streaming {
                         e.conn.release_receive_buffer();
                     }
                     e.in_place = streaming;
