@@ -47,7 +47,7 @@ fn spec(id: u64, front: u32, middle: u32, data: u32) -> MsgSpec {
     }
 }
 
-/// Three messages back to back; returns the stream and where each message starts.
+/// The messages back to back; returns the stream and where each message starts.
 fn stream(sizes: &[(u32, u32, u32)], features: u64) -> (Vec<u8>, Vec<usize>) {
     let mut s = Vec::new();
     let mut starts = Vec::new();
