@@ -191,13 +191,19 @@ pub struct Options {
     /// read in a connection's own receive buffer. On Unix a streaming connection (its
     /// last turn filled a buffer) or one with a record partly received is read straight
     /// into its receive buffer, without a copy; a connection that reads little is read
-    /// through the scratch buffer and keeps no read buffer of its own.
+    /// through the scratch buffer and copied in. See also
+    /// [`release_idle_buffers_after`](Self::release_idle_buffers_after).
     pub read_buffer: usize,
     /// Bytes read from one connection per turn before the others get their go (the rest
     /// is read on the next turn).
     pub read_budget: usize,
     /// Readiness events taken from the OS per poll.
     pub events_capacity: usize,
+    /// A connection whose receive buffer holds no partly received record and that has
+    /// read nothing for this long gives the buffer back (a streaming connection keeps its
+    /// buffer between turns, so 1,000 connections that streamed once and went quiet do
+    /// not hold 64 KiB or more each for ever). `None`: never.
+    pub release_idle_buffers_after: Option<Duration>,
     /// Backlog of listeners made by [`Control::listen`] (the kernel caps it at
     /// `net.core.somaxconn`): connections accepted by the kernel and not yet by the loop.
     pub listen_backlog: i32,
@@ -217,6 +223,7 @@ impl Default for Options {
             read_budget: 256 * 1024,
             events_capacity: 1024,
             listen_backlog: 1024,
+            release_idle_buffers_after: Some(Duration::from_secs(1)),
             nodelay: true,
             busy_poll: None,
         }
@@ -242,8 +249,8 @@ pub struct ConnInfo {
     pub transports: u64,
     /// Whether a transport is attached now.
     pub has_transport: bool,
-    /// Bytes allocated for its receive buffer now (see [`Options::read_buffer`]: a quiet
-    /// connection keeps none between turns).
+    /// Bytes allocated for its receive buffer now (see [`Options::read_buffer`] and
+    /// [`Options::release_idle_buffers_after`]: a quiet connection gives it back).
     pub receive_buffer: usize,
 }
 
@@ -270,8 +277,10 @@ struct Entry {
     transports: u64,
     /// Streaming: its last turn read at least a full buffer, so reads go straight into
     /// its receive buffer. A connection that reads little is read through the shared
-    /// scratch buffer instead and keeps no read buffer of its own.
+    /// scratch buffer instead.
     in_place: bool,
+    /// When it last read anything (for [`Options::release_idle_buffers_after`]).
+    last_input: Instant,
 }
 
 impl Entry {
@@ -292,6 +301,7 @@ impl Entry {
             bytes_written: 0,
             transports: 0,
             in_place: false,
+            last_input: since,
         }
     }
 }
@@ -334,6 +344,9 @@ pub struct Control {
     buf: Vec<u8>,
     now: Instant,
     stop: bool,
+    /// When to look for idle connections' receive buffers to release (`None`: no
+    /// connection has read since the last look).
+    next_release: Option<Instant>,
 }
 
 impl fmt::Debug for Control {
@@ -411,6 +424,7 @@ impl Reactor {
                 buf,
                 now: Instant::now(),
                 stop: false,
+                next_release: None,
             },
         })
     }
@@ -487,6 +501,7 @@ impl Reactor {
         }
         self.ctl.read_backlog();
         self.ctl.fire_timers();
+        self.ctl.release_idle_buffers();
         self.ctl.settle(h);
         Ok(())
     }
@@ -807,7 +822,11 @@ impl Control {
         let timer = self
             .timers
             .peek()
-            .map(|Reverse((t, _, _))| t.saturating_duration_since(self.now));
+            .map(|Reverse((t, _, _))| *t)
+            .into_iter()
+            .chain(self.next_release)
+            .min()
+            .map(|t| t.saturating_duration_since(self.now));
         match (user, timer) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -998,16 +1017,10 @@ impl Control {
                     }
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    // Drained. A connection that read in place this turn but is not
-                    // streaming (it stopped, or only finished a partly received record)
-                    // gives its read buffer back if it is empty: 1,000 quiet connections
-                    // must not hold 64 KiB each. One that streams keeps it, so a busy
-                    // turn costs no allocation.
-                    let streaming = got >= room;
-                    if in_place && !streaming {
-                        e.conn.release_receive_buffer();
-                    }
-                    e.in_place = streaming;
+                    // Drained. The buffer stays, even empty, so the next burst costs no
+                    // allocation; `release_idle_buffers` takes it once the connection
+                    // has been quiet for a while.
+                    e.in_place = got >= room;
                     break;
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -1020,6 +1033,12 @@ impl Control {
         if more {
             e.in_place = IN_PLACE;
         }
+        if got > 0 {
+            e.last_input = now;
+            if let Some(after) = self.opts.release_idle_buffers_after {
+                self.next_release.get_or_insert(now + after);
+            }
+        }
         if got > 0 || failed.is_some() {
             self.mark(idx);
         }
@@ -1031,6 +1050,35 @@ impl Control {
             return false;
         }
         more
+    }
+
+    /// Gives back the receive buffers of connections that read nothing for
+    /// [`Options::release_idle_buffers_after`] and hold no partly received record; looks
+    /// again when the next holder would turn idle.
+    fn release_idle_buffers(&mut self) {
+        let (Some(at), Some(after)) = (self.next_release, self.opts.release_idle_buffers_after)
+        else {
+            return;
+        };
+        if at > self.now {
+            return;
+        }
+        let now = self.now;
+        let mut next: Option<Instant> = None;
+        for e in self.slots.iter_mut().filter_map(|s| s.entry.as_deref_mut()) {
+            if e.conn.receive_capacity() == 0 {
+                continue;
+            }
+            let due = e.last_input + after;
+            if due <= now && e.conn.input_buffered() == 0 {
+                e.conn.release_receive_buffer();
+            } else {
+                // Still reading, or a record partly received: look again later.
+                let again = if due > now { due } else { now + after };
+                next = Some(next.map_or(again, |n| n.min(again)));
+            }
+        }
+        self.next_release = next;
     }
 
     fn fire_timers(&mut self) {
