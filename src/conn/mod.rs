@@ -492,8 +492,10 @@ impl Connection {
 
     /// Frees the receive buffer if it holds no unparsed bytes (a partly received record
     /// keeps it). For drivers that read in place ([`read_with`](Self::read_with)) into
-    /// many connections: called when a socket is drained, it keeps an idle connection from
-    /// holding the room its last read reserved. Cheap; the next read allocates afresh.
+    /// many connections: called for a connection that has gone quiet, it stops it holding
+    /// the room its reads reserved (the mio shim does it after
+    /// `Options::release_idle_buffers_after`). Not after every read: a stream would then
+    /// allocate (and fault in) a fresh block for every record.
     pub fn release_receive_buffer(&mut self) {
         self.rx.shrink_to_fit();
     }
