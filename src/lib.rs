@@ -109,6 +109,7 @@ pub mod recv;
 pub mod replay;
 pub mod send;
 pub mod shim;
+pub mod v2;
 pub mod wire;
 
 pub use conn::{Config, Connection, Event};
