@@ -7,3 +7,5 @@ pub mod oracle;
 pub mod pair;
 pub mod sim;
 pub mod v1parse;
+pub mod v2oracle;
+pub mod v2parse;
