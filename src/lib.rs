@@ -115,6 +115,6 @@ pub mod wire;
 pub use conn::{Config, Connection, Event};
 pub use message::Message;
 pub use send::{
-    AdvanceError, FrameInfo, Messenger, MsgId, MsgStatus, QueueError, Revoked, Transmit,
+    AdvanceError, FrameInfo, Messenger, MsgId, MsgStatus, Protocol, QueueError, Revoked, Transmit,
 };
 pub use wire::{EntityName, EntityType, FooterKind};

@@ -8,9 +8,10 @@ mod cli;
 
 const USAGE: &str = "\
 usage:
-  ceph-msgr replay SCRIPT --out DIR [--quiet]
+  ceph-msgr replay SCRIPT --out DIR [--protocol v1|v2] [--quiet]
       Run an event script through the Messenger and write DIR/conn-N.bin, the bytes
-      each connection carried (message stream only). Prints a per-message summary.
+      each connection carried (message frames only). Prints a per-message summary.
+      --protocol picks the framing: v1 (default, `ceph v027`) or v2 (msgr2.1 crc).
   ceph-msgr serve --listen IP:PORT [--lossless] [--as mon|osd|mds|TYPE.NUM]
                   [--features HEX] [--strict] [--busy-poll-us N] [--quiet]
       Run a msgr v1 server (mio reactor, one thread) that accepts any number of

@@ -30,6 +30,7 @@ use std::io::IoSlice;
 
 use bytes::Bytes;
 
+pub use crate::send::Protocol;
 use crate::send::{Messenger, MsgId, MsgStatus, Revoked};
 use crate::wire::{EntityName, EntityType};
 use crate::Message;
@@ -237,6 +238,9 @@ pub enum Fate {
     Removed,
     /// Revoked part-way: the rest of the frame went (or was owed) as zeros.
     Aborted,
+    /// msgr2: revoked too late to abort (a header-only frame, or its epilogue had
+    /// started): the frame completed unchanged and is never resent.
+    Completed,
     /// Fully written, then revoked: dropped from the resend list.
     Dropped,
     /// Fully written and acknowledged.
@@ -254,6 +258,7 @@ impl fmt::Display for Fate {
         f.write_str(match self {
             Self::Removed => "removed",
             Self::Aborted => "aborted",
+            Self::Completed => "completed",
             Self::Dropped => "dropped",
             Self::Acked => "acked",
             Self::Written => "written",
@@ -281,21 +286,32 @@ pub struct MsgReport {
 /// The result of running a script.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
+    /// The protocol the frames were encoded for.
+    pub protocol: Protocol,
     /// Bytes written on each connection, in order (at least one connection).
     pub connections: Vec<Vec<u8>>,
     /// One report per queued message, in queue order.
     pub messages: Vec<MsgReport>,
 }
 
-/// Runs parsed events through a [`Messenger`].
+/// Runs parsed events through a msgr v1 [`Messenger`].
 #[must_use]
 pub fn run(events: &[Event]) -> Outcome {
+    run_protocol(events, Protocol::V1)
+}
+
+/// Runs parsed events through a [`Messenger`] framing for `protocol`. Under msgr2 the
+/// `features` and `entity` lines change nothing, and each connection's bytes are its
+/// MESSAGE frames only (crc mode, ack_seq 0: a replay receives nothing).
+#[must_use]
+pub fn run_protocol(events: &[Event], protocol: Protocol) -> Outcome {
     let src = EntityName {
         ty: EntityType::Client,
         num: 4242,
     };
-    let mut m = Messenger::new(src, DEFAULT_FEATURES);
+    let mut m = Messenger::with_protocol(protocol, src, DEFAULT_FEATURES);
     let mut out = Outcome {
+        protocol,
         connections: vec![Vec::new()],
         messages: Vec::new(),
     };
@@ -309,7 +325,7 @@ pub fn run(events: &[Event]) -> Outcome {
             Event::Entity(e) => m.set_src(*e),
             Event::Queue(spec) => {
                 let msg = spec.message();
-                let frame_len = 1 + 53 + msg.payload_len() + m.footer_kind().encoded_len() as u64;
+                let frame_len = m.frame_len(&msg);
                 // Lengths come from u32 fields: this cannot fail.
                 if let Ok(id) = m.queue(msg) {
                     by_script.insert(spec.id, (id, out.messages.len()));
@@ -373,8 +389,9 @@ pub fn run(events: &[Event]) -> Outcome {
                 let fate = match m.revoke(id) {
                     Revoked::Removed { .. } => Fate::Removed,
                     Revoked::Aborted { .. } => Fate::Aborted,
+                    Revoked::Completing { .. } => Fate::Completed,
                     Revoked::Dropped { .. } => Fate::Dropped,
-                    Revoked::Unknown => continue,
+                    _ => continue,
                 };
                 revoked.insert(i, fate);
             }

@@ -291,7 +291,7 @@ fn ten_thousand_messages_with_revokes_and_faults_exactly_once_in_order() {
                             Revoked::Removed { .. } => removed += 1,
                             Revoked::Aborted { .. } => aborted += 1,
                             Revoked::Dropped { .. } => dropped += 1,
-                            Revoked::Unknown => {}
+                            _ => {}
                         }
                         sent[i].revoked = Some(r);
                     }

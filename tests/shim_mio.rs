@@ -268,6 +268,7 @@ fn stress(run: &Run) -> Figures {
                     Revoked::Aborted { .. } => "aborted",
                     Revoked::Dropped { .. } => "dropped",
                     Revoked::Unknown => "already-acked",
+                    _ => "completing",
                 };
                 *revoke_kinds.entry(kind).or_default() += 1;
                 if res != Revoked::Unknown {

@@ -9,11 +9,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut script = None;
     let mut out = None;
     let mut quiet = false;
+    let mut protocol = replay::Protocol::V1;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--out" => out = Some(PathBuf::from(it.next().ok_or("--out needs a directory")?)),
             "--quiet" | "-q" => quiet = true,
+            "--protocol" => {
+                protocol = it.next().ok_or("--protocol needs v1 or v2")?.parse()?;
+            }
             s if s.starts_with('-') => return Err(format!("unknown option `{s}`")),
             s if script.is_none() => script = Some(PathBuf::from(s)),
             s => return Err(format!("unexpected argument `{s}`")),
@@ -24,7 +28,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let text = std::fs::read_to_string(&script)
         .map_err(|e| format!("cannot read {}: {e}", script.display()))?;
     let events = replay::parse(&text).map_err(|e| format!("{}: {e}", script.display()))?;
-    let outcome = replay::run(&events);
+    let outcome = replay::run_protocol(&events, protocol);
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     // Files of an earlier run with more connections would be mistaken for this run's.
     for entry in
@@ -52,8 +56,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 fn print_summary(script: &std::path::Path, events: &[replay::Event], o: &replay::Outcome) {
     outln!(
-        "replayed {}: {} events, {} messages, {} connection(s)",
+        "replayed {} ({}): {} events, {} messages, {} connection(s)",
         script.display(),
+        o.protocol,
         events.len(),
         o.messages.len(),
         o.connections.len()

@@ -17,12 +17,24 @@
 //! `written` counts the bytes of the frame the caller has acknowledged as written. When a
 //! started frame is aborted, every body byte at or after `max(written, head_len)` goes out
 //! as zeros from a shared static buffer, and the tail is replaced by what the protocol
-//! sends for an aborted frame (v1: the unsent rest of the footer as zeros). The frame's
-//! length never changes, so the peer's framing is kept exactly.
+//! sends for an aborted frame. The frame's length never changes, so the peer's framing is
+//! kept exactly. [`TailRule`] is the only protocol knowledge here:
+//!
+//! * **v1**: any started, unfinished frame can be aborted; the unsent rest of the footer
+//!   goes out as zeros (so its COMPLETE flag is clear unless the flags byte was out);
+//! * **v2 (crc)**: a frame can be aborted until the first byte of its epilogue is written;
+//!   the epilogue then says ABORTED and carries the CRC of each segment *as sent* (the
+//!   written prefix, then the zeros). A frame without an epilogue (one segment), or whose
+//!   epilogue has started, cannot be aborted any more: it completes unchanged.
+//!
+//! This module is the single place where revoke is decided for every protocol.
 
 use std::io::IoSlice;
 
 use bytes::Bytes;
+
+use crate::v2::frame::{Epilogue, LATE_STATUS_ABORTED, SEGMENT_CRC_SEED};
+use crate::wire::ceph_crc32c;
 
 /// Capacity of an inline head (v1 uses 54 bytes: tag + header).
 pub(crate) const HEAD_CAP: usize = 96;
@@ -78,6 +90,34 @@ impl<'a> BodyRef<'a> {
     }
 }
 
+/// What a protocol sends for the unsent rest of an aborted frame, and until when a frame
+/// can be aborted at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TailRule {
+    /// msgr v1 (and connection-level bytes): the unsent tail becomes zeros.
+    ZeroTail,
+    /// msgr2 crc mode with `nseg` segments (segment 0, header2, is in the head; segments
+    /// 1.. are the body sections front, middle, data). With `nseg > 1` the tail is the
+    /// epilogue; with `nseg == 1` there is no tail and a started frame cannot be aborted.
+    V2Epilogue {
+        /// Segment count of the frame (1..=4).
+        nseg: u8,
+    },
+}
+
+/// What [`OutFrame::abort`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Abort {
+    /// The frame was aborted; this is what is still owed.
+    Aborted(AbortOwed),
+    /// The frame had gone too far to abort (v2: no epilogue, or the epilogue had started):
+    /// its remaining `left` bytes go out unchanged, and none of them is a body byte.
+    Completing {
+        /// Bytes still to go out.
+        left: u64,
+    },
+}
+
 /// Accounting for one frame on the current connection.
 pub(crate) struct OutFrame {
     /// Encoded head; goes out intact once started.
@@ -88,9 +128,13 @@ pub(crate) struct OutFrame {
     tail: Inline<TAIL_CAP>,
     /// Bytes of this frame acknowledged as written. Invariant: `written <= len()`.
     written: u64,
-    /// Set by [`OutFrame::abort`]: body bytes from `max(written, head_len)` on are zeros.
-    /// Invariant: only ever set while `0 < written < len()`.
+    /// Set by [`OutFrame::abort`]: the frame no longer reads the caller's body. Body bytes
+    /// from `max(written, head_len)` on are zeros (there are none left when the frame was
+    /// only detached to complete unchanged). Invariant: only ever set while
+    /// `0 < written < len()`.
     aborted: bool,
+    /// How an abort is encoded, and whether one is still possible.
+    rule: TailRule,
     /// The first body piece not completely written, and the wire offset it starts at, so
     /// that `fill` does not walk the pieces already written (a body may have thousands of
     /// chunks). Invariant: `cursor.1 <= max(written, head_len)`; kept by `advance`.
@@ -107,24 +151,26 @@ pub(crate) struct AbortOwed {
 }
 
 impl OutFrame {
+    /// A frame whose abort zeros its tail (msgr v1, connection-level bytes).
     pub(crate) fn new(head: &[u8], body_len: u64, tail: &[u8]) -> Self {
+        Self::with_rule(head, body_len, tail, TailRule::ZeroTail)
+    }
+
+    /// A frame with the given abort rule.
+    pub(crate) fn with_rule(head: &[u8], body_len: u64, tail: &[u8], rule: TailRule) -> Self {
         Self {
             head: Inline::new(head),
             body_len,
             tail: Inline::new(tail),
             written: 0,
             aborted: false,
+            rule,
             cursor: (0, head.len() as u64),
         }
     }
 
     fn head_len(&self) -> u64 {
         self.head.len() as u64
-    }
-
-    /// Length of the tail.
-    pub(crate) fn tail_len(&self) -> usize {
-        self.tail.len()
     }
 
     /// Total wire length of the frame.
@@ -162,28 +208,88 @@ impl OutFrame {
         take
     }
 
-    /// Aborts a started, unfinished frame: the rest of the head stays, the rest of the body
-    /// becomes zeros and the unsent part of the tail is replaced by `aborted_tail`'s bytes
-    /// at the same offsets. Returns what is still owed.
-    pub(crate) fn abort(&mut self, aborted_tail: &[u8]) -> AbortOwed {
+    /// Aborts a started, unfinished frame whose body is `body`: the rest of the head stays,
+    /// the rest of the body becomes zeros, and the unsent part of the tail is replaced by
+    /// what the frame's [`TailRule`] sends for an aborted frame at the same offsets. Under
+    /// the v2 rule a frame past its last abortable byte is only detached from `body` and
+    /// completes unchanged. Either way the frame never reads `body` again.
+    pub(crate) fn abort(&mut self, body: BodyRef<'_>) -> Abort {
         debug_assert!(self.started() && self.remaining() > 0 && !self.aborted);
-        debug_assert_eq!(aborted_tail.len(), self.tail.len());
         let tail_start = self.head_len() + self.body_len;
+        let aborted_tail = match self.rule {
+            TailRule::ZeroTail => [0u8; TAIL_CAP],
+            TailRule::V2Epilogue { nseg } => {
+                // Abortable while no epilogue byte is out, and only if there is one.
+                if nseg <= 1 || self.written > tail_start {
+                    self.aborted = true;
+                    return Abort::Completing {
+                        left: self.remaining(),
+                    };
+                }
+                self.v2_aborted_epilogue(body, nseg)
+            }
+        };
         // Tail bytes already written stay as they were; the rest come from `aborted_tail`.
         let sent_of_tail = self.written.saturating_sub(tail_start) as usize;
         let mut tail = [0u8; TAIL_CAP];
-        tail[..self.tail.len()].copy_from_slice(self.tail.as_slice());
-        let end = aborted_tail.len().min(self.tail.len());
-        if sent_of_tail < end {
-            tail[sent_of_tail..end].copy_from_slice(&aborted_tail[sent_of_tail..end]);
+        let len = self.tail.len();
+        tail[..len].copy_from_slice(self.tail.as_slice());
+        if sent_of_tail < len {
+            tail[sent_of_tail..len].copy_from_slice(&aborted_tail[sent_of_tail..len]);
         }
-        self.tail = Inline::new(&tail[..self.tail.len()]);
+        self.tail = Inline::new(&tail[..len]);
         self.aborted = true;
         let head_left = self.head_len().saturating_sub(self.written);
-        AbortOwed {
+        Abort::Aborted(AbortOwed {
             head_left,
             zeros: self.remaining() - head_left,
+        })
+    }
+
+    /// The epilogue of an aborted v2 frame: late_status ABORTED and, for each segment below
+    /// `nseg`, the CRC of its bytes as they go out — the part already written, then zeros.
+    fn v2_aborted_epilogue(&self, body: BodyRef<'_>, nseg: u8) -> [u8; TAIL_CAP] {
+        // Body bytes already written (the head is not part of any body segment).
+        let sent = self.written.saturating_sub(self.head_len());
+        let mut crcs = [0u32; 3];
+        let mut seg_start = 0u64;
+        let data_len = body.chunks.iter().map(|c| c.len() as u64).sum::<u64>();
+        let lens = [
+            body.sections[0].len() as u64,
+            body.sections[1].len() as u64,
+            data_len,
+        ];
+        for (i, crc) in crcs.iter_mut().enumerate().take(usize::from(nseg) - 1) {
+            let real = sent.saturating_sub(seg_start).min(lens[i]);
+            let mut c = SEGMENT_CRC_SEED;
+            let mut left = real;
+            let pieces: &[&[u8]] = if i < 2 { &body.sections[i..=i] } else { &[] };
+            let chunks = body.chunks.iter().map(|b| &b[..]).filter(|_| i == 2);
+            for p in pieces.iter().copied().chain(chunks) {
+                if left == 0 {
+                    break;
+                }
+                let k = (p.len() as u64).min(left) as usize;
+                c = ceph_crc32c(c, &p[..k]);
+                left -= k as u64;
+            }
+            let mut zeros = lens[i] - real;
+            while zeros > 0 {
+                let n = zeros.min(ZEROS.len() as u64) as usize;
+                c = ceph_crc32c(c, &ZEROS[..n]);
+                zeros -= n as u64;
+            }
+            *crc = c;
+            seg_start += lens[i];
         }
+        let e = Epilogue {
+            late_status: LATE_STATUS_ABORTED,
+            crcs,
+        }
+        .encode();
+        let mut out = [0u8; TAIL_CAP];
+        out[..e.len()].copy_from_slice(&e);
+        out
     }
 
     /// Pushes the unwritten bytes of the frame into `out` as slices, at most `out.len()`
@@ -280,35 +386,35 @@ mod tests {
         assert_eq!(collect(&f, body), [9, 9, 1, 2, 3, 4, 5, 6, 7, 7, 7]);
         f.advance(3, Some(body));
         assert_eq!(collect(&f, body), [2, 3, 4, 5, 6, 7, 7, 7]);
-        let owed = f.abort(&[0, 0, 0]);
+        let owed = f.abort(body);
         assert_eq!(
             owed,
-            AbortOwed {
+            Abort::Aborted(AbortOwed {
                 head_left: 0,
                 zeros: 8
-            }
+            })
         );
         assert_eq!(collect(&f, body), [0; 8]);
 
         let mut f = OutFrame::new(&[9, 9], 6, &[7, 7, 7]);
         f.advance(1, Some(body));
         assert_eq!(
-            f.abort(&[0, 0, 0]),
-            AbortOwed {
+            f.abort(body),
+            Abort::Aborted(AbortOwed {
                 head_left: 1,
                 zeros: 9
-            }
+            })
         );
         assert_eq!(collect(&f, body), [9, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 
         let mut f = OutFrame::new(&[9, 9], 6, &[7, 7, 7]);
         f.advance(9, Some(body));
         assert_eq!(
-            f.abort(&[0, 0, 0]),
-            AbortOwed {
+            f.abort(body),
+            Abort::Aborted(AbortOwed {
                 head_left: 0,
                 zeros: 2
-            }
+            })
         );
         assert_eq!(collect(&f, body), [0, 0]);
     }
@@ -336,7 +442,7 @@ mod tests {
         };
         let mut f = OutFrame::new(&[1; 54], 200_000, &[2; 21]);
         f.advance(60, Some(body));
-        f.abort(&[0; 21]);
+        let _ = f.abort(body);
         let out = collect(&f, body);
         assert_eq!(out.len() as u64, f.remaining());
         assert!(out.iter().all(|&b| b == 0));

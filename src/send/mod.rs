@@ -24,11 +24,15 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice, Write};
 
-use frame::{BodyRef, OutFrame};
+use frame::{Abort, BodyRef, OutFrame, TailRule};
 pub use queue::MsgId;
 use queue::{SendQueue, Stage};
 
 use crate::message::Message;
+use crate::v2::frame::{
+    self as v2f, Epilogue, MsgHeader2, Preamble, Tag, CRC_LEN, LATE_STATUS_COMPLETE,
+    MESSAGE_ALIGNMENTS, MESSAGE_HEAD_LEN, PREAMBLE_LEN,
+};
 use crate::wire::{
     ceph_crc32c, control::MAX_CONTROL_LEN, footer::MAX_FOOTER_LEN, tag, Control, EntityName,
     Footer, FooterKind, MsgHeader, FOOTER_COMPLETE, MSG_HEAD_LEN,
@@ -42,9 +46,49 @@ const MAX_STAGED_BYTES: u64 = 4 << 20;
 /// Slices [`Messenger::write_to`] hands to one `write_vectored` call.
 const WRITE_SLICES: usize = 64;
 
+/// The wire protocol a [`Messenger`] frames messages for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// msgr v1 (`ceph v027`): tag, header, sections, footer.
+    V1,
+    /// msgr2.1 in crc mode (`ceph v2`): preamble, header2, segments, epilogue.
+    #[default]
+    V2,
+}
+
+impl Protocol {
+    /// `"v1"` or `"v2"`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::V1 => "v1",
+            Self::V2 => "v2",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "v1" | "1" => Ok(Self::V1),
+            "v2" | "2" => Ok(Self::V2),
+            _ => Err(format!("unknown protocol `{s}` (expected v1 or v2)")),
+        }
+    }
+}
+
 /// What [`Messenger::revoke`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub enum Revoked {
     /// No byte of the message was on the current connection: it was removed and costs
     /// zero bytes. `seq` is its seq if it had been started on an earlier connection (the
@@ -62,6 +106,15 @@ pub enum Revoked {
         head_left: u64,
         /// Zero bytes still owed.
         zeros: u64,
+    },
+    /// msgr2 only: the frame had gone too far to abort (it has no epilogue, or its epilogue
+    /// had started), so its remaining `left` bytes go out unchanged and the peer will
+    /// deliver the message. It is never resent.
+    Completing {
+        /// Its seq.
+        seq: u64,
+        /// Bytes of the frame still to go out.
+        left: u64,
     },
     /// Every byte had already been written; the message was dropped from the resend list
     /// (it will not be sent again after a reset). The peer has probably received it.
@@ -231,7 +284,11 @@ pub struct FrameInfo {
 /// ```
 pub struct Messenger {
     src: EntityName,
+    protocol: Protocol,
+    /// v1 footer layout (from the peer's features); unused by v2.
     footer: FooterKind,
+    /// v2: the ack_seq piggybacked in each header2 (the caller's in_seq at staging time).
+    ack_seq: u64,
     queue: SendQueue,
     /// Frames described to the caller, in wire order. Only the front may be started;
     /// an aborted frame has no queue entry any more.
@@ -259,6 +316,7 @@ impl fmt::Debug for Messenger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Messenger")
             .field("src", &self.src)
+            .field("protocol", &self.protocol)
             .field("footer", &self.footer)
             .field("queued", &self.queue.len())
             .field("staged", &self.staged.len())
@@ -270,13 +328,22 @@ impl fmt::Debug for Messenger {
 }
 
 impl Messenger {
-    /// A messenger sending as `src` to a peer with the given feature bits (they pick the
-    /// footer layout: 21 bytes with MSG_AUTH, 13 without).
+    /// A msgr v1 messenger sending as `src` to a peer with the given feature bits (they
+    /// pick the footer layout: 21 bytes with MSG_AUTH, 13 without).
     #[must_use]
     pub fn new(src: EntityName, peer_features: u64) -> Self {
+        Self::with_protocol(Protocol::V1, src, peer_features)
+    }
+
+    /// A messenger framing for `protocol`. `src` and `peer_features` matter to msgr v1
+    /// only (msgr2's header2 carries no source entity and has one layout).
+    #[must_use]
+    pub fn with_protocol(protocol: Protocol, src: EntityName, peer_features: u64) -> Self {
         Self {
             src,
+            protocol,
             footer: FooterKind::for_features(peer_features),
+            ack_seq: 0,
             queue: SendQueue::default(),
             staged: VecDeque::new(),
             next_stage: 0,
@@ -310,10 +377,52 @@ impl Messenger {
         self.unstage_unstarted();
     }
 
-    /// The footer layout in use.
+    /// The footer layout msgr v1 frames use.
     #[must_use]
     pub fn footer_kind(&self) -> FooterKind {
         self.footer
+    }
+
+    /// The protocol frames are encoded for.
+    #[must_use]
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Switches the framing protocol (a server learns it from the peer's banner). Frames
+    /// not yet started are re-encoded; the frame in flight keeps its own.
+    pub fn set_protocol(&mut self, protocol: Protocol) {
+        if protocol != self.protocol {
+            self.protocol = protocol;
+            self.queue.clear_crcs();
+            self.unstage_unstarted();
+        }
+    }
+
+    /// msgr2: the ack_seq piggybacked in the header2 of frames staged from now on (the
+    /// receiver's in_seq). Frames already staged keep the value they were encoded with;
+    /// explicit ACK frames ([`push_ack`](Self::push_ack)) carry the latest.
+    pub fn set_piggyback_ack(&mut self, seq: u64) {
+        self.ack_seq = seq;
+    }
+
+    /// Wire length of `msg`'s frame under the current protocol (and footer layout).
+    #[must_use]
+    pub fn frame_len(&self, msg: &Message) -> u64 {
+        match self.protocol {
+            Protocol::V1 => {
+                MSG_HEAD_LEN as u64 + msg.payload_len() + self.footer.encoded_len() as u64
+            }
+            Protocol::V2 => {
+                let p = v2_preamble(msg);
+                let tail = if p.has_epilogue() {
+                    v2f::EPILOGUE_LEN
+                } else {
+                    0
+                };
+                (MESSAGE_HEAD_LEN + tail) as u64 + msg.payload_len()
+            }
+        }
     }
 
     /// The highest seq handed out so far (0 before the first message starts).
@@ -408,14 +517,21 @@ impl Messenger {
                 Revoked::Removed { seq }
             }
             Stage::Started => {
-                self.queue.remove(id.0);
-                // v1: whatever of the footer is unsent goes out as zeros (COMPLETE clear).
-                let frame = &mut self.staged[0].frame;
-                let owed = frame.abort(&frame::ZEROS[..frame.tail_len()]);
-                Revoked::Aborted {
-                    seq: seq.unwrap_or(0),
-                    head_left: owed.head_left,
-                    zeros: owed.zeros,
+                let Some(e) = self.queue.remove(id.0) else {
+                    return Revoked::Unknown; // unreachable: `get` found it
+                };
+                let body = BodyRef {
+                    sections: [&e.msg.front, &e.msg.middle],
+                    chunks: &e.msg.data,
+                };
+                let seq = seq.unwrap_or(0);
+                match self.staged[0].frame.abort(body) {
+                    Abort::Aborted(owed) => Revoked::Aborted {
+                        seq,
+                        head_left: owed.head_left,
+                        zeros: owed.zeros,
+                    },
+                    Abort::Completing { left } => Revoked::Completing { seq, left },
                 }
             }
             Stage::Written => {
@@ -573,18 +689,48 @@ impl Messenger {
     }
 
     /// Queues a control record (encoded inline, no allocation) like [`push_raw`](Self::push_raw).
+    /// Under msgr2 the record becomes the matching frame (ACK, KEEPALIVE2,
+    /// KEEPALIVE2_ACK); v1's KEEPALIVE and CLOSE have no msgr2 frame and are not sent.
     pub fn push_control(&mut self, c: Control) {
-        let mut b = [0u8; MAX_CONTROL_LEN];
-        let n = c.encode(&mut b);
-        self.insert_raw(OutFrame::new(&b[..n], 0, &[]), Bytes::new(), false);
+        let mut b = [0u8; CONTROL_FRAME_CAP];
+        let n = self.encode_control(c, &mut b);
+        if n > 0 {
+            self.insert_raw(OutFrame::new(&b[..n], 0, &[]), Bytes::new(), false);
+        }
+    }
+
+    /// Encodes a control record for the current protocol; 0 when it has no encoding.
+    fn encode_control(&self, c: Control, out: &mut [u8; CONTROL_FRAME_CAP]) -> usize {
+        match self.protocol {
+            Protocol::V1 => {
+                let mut b = [0u8; MAX_CONTROL_LEN];
+                let n = c.encode(&mut b);
+                out[..n].copy_from_slice(&b[..n]);
+                n
+            }
+            Protocol::V2 => {
+                let (tag, payload) = match c {
+                    Control::Ack(seq) => (Tag::Ack, seq.to_le_bytes()),
+                    Control::Keepalive2(ts) => (Tag::Keepalive2, stamp(ts)),
+                    Control::Keepalive2Ack(ts) => (Tag::Keepalive2Ack, stamp(ts)),
+                    Control::Keepalive | Control::Close => return 0,
+                };
+                let p = Preamble::for_segments(tag, [8, 0, 0, 0], [v2f::DEFAULT_ALIGNMENT; 4]);
+                out[..PREAMBLE_LEN].copy_from_slice(&p.encode());
+                out[PREAMBLE_LEN..PREAMBLE_LEN + 8].copy_from_slice(&payload);
+                let crc = v2f::segment_crc(&payload);
+                out[PREAMBLE_LEN + 8..V2_CONTROL_LEN].copy_from_slice(&crc.to_le_bytes());
+                V2_CONTROL_LEN
+            }
+        }
     }
 
     /// Acknowledges every incoming seq up to `seq` to the peer: an ACK record at the next
     /// frame boundary, or, if one is already waiting there unstarted, that record raised
     /// to `seq` (acks are cumulative, so one is enough).
     pub fn push_ack(&mut self, seq: u64) {
-        let mut b = [0u8; MAX_CONTROL_LEN];
-        let n = Control::Ack(seq).encode(&mut b);
+        let mut b = [0u8; CONTROL_FRAME_CAP];
+        let n = self.encode_control(Control::Ack(seq), &mut b);
         if let Some(s) = self
             .staged
             .iter_mut()
@@ -693,7 +839,8 @@ impl Messenger {
             };
             self.next_stage = id + 1;
             let provisional = self.out_seq + self.staged_unseq + 1;
-            let (src, footer) = (self.src, self.footer);
+            let (src, footer, ack_seq) = (self.src, self.footer, self.ack_seq);
+            let protocol = self.protocol;
             let e = self.queue.get_mut(id).expect("next_live returns live ids");
             let seq = match e.seq {
                 Some(s) => s,
@@ -703,7 +850,10 @@ impl Messenger {
                 }
             };
             e.stage = Stage::Staged;
-            let frame = encode_v1_frame(e, seq, src, footer);
+            let frame = match protocol {
+                Protocol::V1 => encode_v1_frame(e, seq, src, footer),
+                Protocol::V2 => encode_v2_frame(e, seq, ack_seq),
+            };
             self.staged_bytes += frame.remaining();
             self.staged.push_back(Staged {
                 kind: Kind::Msg(MsgId(id)),
@@ -787,6 +937,84 @@ fn encode_v1_frame(
     }
     .encode(footer, &mut tail);
     OutFrame::new(&head, hdr.payload_len(), &tail[..tail_len])
+}
+
+/// Room for any control record: a v1 record (9 bytes) or a msgr2 ACK / KEEPALIVE2 frame.
+const CONTROL_FRAME_CAP: usize = V2_CONTROL_LEN;
+/// A msgr2 control frame with an 8-byte payload: preamble, payload, payload CRC.
+const V2_CONTROL_LEN: usize = PREAMBLE_LEN + 8 + CRC_LEN;
+
+fn stamp(ts: crate::wire::Timespec) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&ts.sec.to_le_bytes());
+    b[4..].copy_from_slice(&ts.nsec.to_le_bytes());
+    b
+}
+
+/// The preamble of `msg`'s MESSAGE frame: segments header2, front, middle, data.
+fn v2_preamble(msg: &Message) -> Preamble {
+    // Section lengths were checked against u32 by `queue`.
+    let len = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    Preamble::for_segments(
+        Tag::Message,
+        [
+            v2f::HEADER2_LEN as u32,
+            len(msg.front.len() as u64),
+            len(msg.middle.len() as u64),
+            len(msg.data_len()),
+        ],
+        MESSAGE_ALIGNMENTS,
+    )
+}
+
+/// Encodes the head (preamble, header2, its CRC) and epilogue of a msgr2 crc-mode MESSAGE
+/// frame. Segment CRCs are computed once per message and cached in the entry.
+fn encode_v2_frame(e: &mut queue::Entry, seq: u64, ack_seq: u64) -> OutFrame {
+    let m = &e.msg;
+    let crcs = *e.crcs.get_or_insert_with(|| {
+        let seed = v2f::SEGMENT_CRC_SEED;
+        let data = m.data.iter().fold(seed, |c, chunk| ceph_crc32c(c, chunk));
+        [
+            ceph_crc32c(seed, &m.front),
+            ceph_crc32c(seed, &m.middle),
+            data,
+        ]
+    });
+    let p = v2_preamble(m);
+    let hdr = MsgHeader2 {
+        seq,
+        tid: m.tid,
+        ty: m.ty,
+        priority: m.priority,
+        version: m.version,
+        data_pre_padding_len: 0,
+        data_off: m.data_off,
+        ack_seq,
+        flags: 0,
+        compat_version: m.compat_version,
+        reserved: 0,
+    }
+    .encode();
+    let mut head = [0u8; MESSAGE_HEAD_LEN];
+    head[..PREAMBLE_LEN].copy_from_slice(&p.encode());
+    head[PREAMBLE_LEN..PREAMBLE_LEN + hdr.len()].copy_from_slice(&hdr);
+    head[PREAMBLE_LEN + hdr.len()..].copy_from_slice(&v2f::segment_crc(&hdr).to_le_bytes());
+    let mut used = [0u32; 3];
+    for (i, c) in used.iter_mut().enumerate().take(p.nseg() - 1) {
+        *c = crcs[i];
+    }
+    let epilogue = Epilogue {
+        late_status: LATE_STATUS_COMPLETE,
+        crcs: used,
+    }
+    .encode();
+    let tail: &[u8] = if p.has_epilogue() { &epilogue } else { &[] };
+    OutFrame::with_rule(
+        &head,
+        m.payload_len(),
+        tail,
+        TailRule::V2Epilogue { nseg: p.nseg },
+    )
 }
 
 /// The bytes a [`Messenger`] offers for writing, borrowed from it until the next call.

@@ -44,7 +44,8 @@ pub(crate) struct Entry {
     /// Fixed when the first byte goes out on some connection; kept across resets.
     pub(crate) seq: Option<u64>,
     pub(crate) stage: Stage,
-    /// front, middle and data CRCs, computed once when the message is first staged.
+    /// front, middle and data CRCs in the current protocol's convention (v1 seed 0, v2
+    /// seed 0xFFFF_FFFF), computed once when the message is first staged.
     pub(crate) crcs: Option<[u32; 3]>,
 }
 
@@ -109,6 +110,13 @@ impl SendQueue {
     }
 
     /// Releases spare capacity.
+    /// Forgets every cached CRC (the protocol changed).
+    pub(crate) fn clear_crcs(&mut self) {
+        for e in self.slots.iter_mut().flatten() {
+            e.crcs = None;
+        }
+    }
+
     pub(crate) fn shrink_to_fit(&mut self) {
         self.slots.shrink_to_fit();
     }
