@@ -49,7 +49,10 @@ pub fn segment_lens(spec: &MsgSpec) -> [u32; 4] {
 /// 1 + the index of the last non-empty segment (header2 is never empty).
 pub fn nseg(spec: &MsgSpec) -> usize {
     let lens = segment_lens(spec);
-    1 + (0..4).rev().find(|&i| lens[i] != 0).expect("header2 is non-empty")
+    1 + (0..4)
+        .rev()
+        .find(|&i| lens[i] != 0)
+        .expect("header2 is non-empty")
 }
 
 /// Offset of the epilogue in the frame (= frame length when there is none).
@@ -67,7 +70,11 @@ pub fn preamble(spec: &MsgSpec) -> Vec<u8> {
     let lens = segment_lens(spec);
     let mut p = vec![TAG_MESSAGE, n as u8];
     for i in 0..4 {
-        let (len, align) = if i < n { (lens[i], ALIGNMENTS[i]) } else { (0, 0) };
+        let (len, align) = if i < n {
+            (lens[i], ALIGNMENTS[i])
+        } else {
+            (0, 0)
+        };
         p.extend_from_slice(&len.to_le_bytes());
         p.extend_from_slice(&align.to_le_bytes());
     }
@@ -200,7 +207,11 @@ impl Model {
     }
 
     fn queue_msg(&mut self, spec: MsgSpec) {
-        assert!(self.ids.insert(spec.id), "message id {} queued twice", spec.id);
+        assert!(
+            self.ids.insert(spec.id),
+            "message id {} queued twice",
+            spec.id
+        );
         self.any_queued = true;
         self.msgs.push(Msg {
             spec,
@@ -603,7 +614,13 @@ mod tests {
         assert_eq!(full.len(), 104);
         for k in [1usize, 20, 76, 77, 80, 87, 88, 90, 91] {
             let w = format!("write {k}");
-            let c = conns(&["queue 1 front=10 data=4", &w, "revoke 1", "queue 2", "write all"]);
+            let c = conns(&[
+                "queue 1 front=10 data=4",
+                &w,
+                "revoke 1",
+                "queue 2",
+                "write all",
+            ]);
             let b = &c[0];
             assert_eq!(b.len(), 104 + 77, "k={k}");
             let kept = k.max(77);
@@ -639,16 +656,35 @@ mod tests {
         let full = encode_frame(&spec(1, 0, 0, 0), 1);
         for k in [1usize, 31, 32, 76] {
             let w = format!("write {k}");
-            let c = conns(&["queue 1", &w, "revoke 1", "queue 2", "write all", "reset", "write all"]);
+            let c = conns(&[
+                "queue 1",
+                &w,
+                "revoke 1",
+                "queue 2",
+                "write all",
+                "reset",
+                "write all",
+            ]);
             assert_eq!(&c[0][..77], &full[..], "k={k}");
             assert_eq!(seq_tid(&c[0]), vec![(1, 1), (2, 2)], "k={k}");
-            assert_eq!(seq_tid(&c[1]), vec![(2, 2)], "k={k}: message 1 is not resent");
+            assert_eq!(
+                seq_tid(&c[1]),
+                vec![(2, 2)],
+                "k={k}: message 1 is not resent"
+            );
         }
         // Epilogue started: front=10 → epilogue 87..100.
         let full = encode_frame(&spec(1, 10, 0, 0), 1);
         for k in [88usize, 95, 99] {
             let w = format!("write {k}");
-            let c = conns(&["queue 1 front=10", &w, "revoke 1", "write all", "reset", "write all"]);
+            let c = conns(&[
+                "queue 1 front=10",
+                &w,
+                "revoke 1",
+                "write all",
+                "reset",
+                "write all",
+            ]);
             assert_eq!(c[0], full, "k={k}");
             assert!(!frames(&c[0])[0].aborted);
             assert!(c[1].is_empty());
@@ -693,14 +729,28 @@ mod tests {
         // The new connection starts with message 2 (seq 2) at byte 0.
         assert_eq!(seq_tid(&c[1]), vec![(2, 2)]);
         // Same for a header-only frame.
-        let c = conns(&["queue 1", "queue 2", "write 10", "revoke 1", "reset", "write all"]);
+        let c = conns(&[
+            "queue 1",
+            "queue 2",
+            "write 10",
+            "revoke 1",
+            "reset",
+            "write all",
+        ]);
         assert_eq!(c[0].len(), 10);
         assert_eq!(seq_tid(&c[1]), vec![(2, 2)]);
     }
 
     #[test]
     fn reset_after_case2_revoke_forgets_the_zeros() {
-        let c = conns(&["queue 1 front=100", "queue 2", "write 10", "revoke 1", "reset", "write all"]);
+        let c = conns(&[
+            "queue 1 front=100",
+            "queue 2",
+            "write 10",
+            "revoke 1",
+            "reset",
+            "write all",
+        ]);
         assert_eq!(c[0].len(), 10);
         assert_eq!(seq_tid(&c[1]), vec![(2, 2)]);
     }
@@ -734,17 +784,38 @@ mod tests {
             "write all",
         ]);
         assert_eq!(seq_tid(&c[1]), vec![(1, 1), (2, 2), (3, 3), (4, 4)]);
-        let c = conns(&["queue 1", "queue 2", "queue 3", "write all", "ack 1", "reset", "write all"]);
+        let c = conns(&[
+            "queue 1",
+            "queue 2",
+            "queue 3",
+            "write all",
+            "ack 1",
+            "reset",
+            "write all",
+        ]);
         assert_eq!(seq_tid(&c[1]), vec![(2, 2), (3, 3)]);
     }
 
     #[test]
     fn ack_of_partial_does_not_protect_from_abort() {
-        let c = conns(&["queue 1 front=100", "write 80", "ack 1", "revoke 1", "write all"]);
+        let c = conns(&[
+            "queue 1 front=100",
+            "write 80",
+            "ack 1",
+            "revoke 1",
+            "write all",
+        ]);
         assert_eq!(c[0].len(), 190);
         assert!(c[0][80..177].iter().all(|&x| x == 0));
         assert!(frames(&c[0])[0].aborted);
-        let c = conns(&["queue 1 front=100", "write 10", "ack 1", "write all", "reset", "write all"]);
+        let c = conns(&[
+            "queue 1 front=100",
+            "write 10",
+            "ack 1",
+            "write all",
+            "reset",
+            "write all",
+        ]);
         assert!(!frames(&c[0])[0].aborted);
         assert!(c[1].is_empty());
     }

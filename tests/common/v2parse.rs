@@ -101,7 +101,10 @@ fn check_preamble(p: &[u8]) -> Result<(usize, [u32; 4]), String> {
         lens[i] = len;
     }
     if lens[0] != HEADER2_LEN as u32 {
-        return Err(format!("segment 0 length {}, expected {HEADER2_LEN}", lens[0]));
+        return Err(format!(
+            "segment 0 length {}, expected {HEADER2_LEN}",
+            lens[0]
+        ));
     }
     if lens[nseg - 1] == 0 {
         return Err(format!(
@@ -251,7 +254,12 @@ mod tests {
 
     /// Hand-built frame with tid 100+seq, type 3, prio 127, version 1, compat 1.
     fn frame(seq: u64, segs: [&[u8]; 3], late: u8) -> Vec<u8> {
-        let lens = [41u32, segs[0].len() as u32, segs[1].len() as u32, segs[2].len() as u32];
+        let lens = [
+            41u32,
+            segs[0].len() as u32,
+            segs[1].len() as u32,
+            segs[2].len() as u32,
+        ];
         let nseg = 1 + (0..4).rev().find(|&i| lens[i] != 0).unwrap();
         let mut f = vec![17, nseg as u8];
         for i in 0..4 {
@@ -314,12 +322,24 @@ mod tests {
         s.extend(&c);
         let f = parse_stream(&s).unwrap();
         assert_eq!(f.len(), 3);
-        assert_eq!((f[0].nseg, f[0].aborted, f[0].seq, f[0].tid), (1, false, 1, 101));
+        assert_eq!(
+            (f[0].nseg, f[0].aborted, f[0].seq, f[0].tid),
+            (1, false, 1, 101)
+        );
         assert_eq!((f[1].nseg, f[1].offset, f[1].len), (4, 77, 95));
-        assert_eq!((f[1].front.as_slice(), f[1].data.as_slice()), (&b"abc"[..], &b"xy"[..]));
+        assert_eq!(
+            (f[1].front.as_slice(), f[1].data.as_slice()),
+            (&b"abc"[..], &b"xy"[..])
+        );
         assert!(f[1].middle.is_empty());
-        assert_eq!((f[2].nseg, f[2].aborted, f[2].middle.clone()), (3, true, b"m".to_vec()));
-        assert_eq!((f[2].ty, f[2].prio, f[2].version, f[2].compat), (3, 127, 1, 1));
+        assert_eq!(
+            (f[2].nseg, f[2].aborted, f[2].middle.clone()),
+            (3, true, b"m".to_vec())
+        );
+        assert_eq!(
+            (f[2].ty, f[2].prio, f[2].version, f[2].compat),
+            (3, 127, 1, 1)
+        );
         // A cut stream: whole frames and the cut tail's length.
         for cut in [1, 31, 32, 76, 77, 94] {
             let mut t = a.clone();
