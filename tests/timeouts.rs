@@ -120,3 +120,71 @@ fn no_timeout_when_disabled() {
         .iter()
         .all(|e| !matches!(e, Event::Closed { .. } | Event::Fault { .. })));
 }
+
+mod common;
+
+/// An open v1 pair over the in-memory pump, with the given client tweaks.
+fn open_pair(tweak: impl FnOnce(&mut Config)) -> common::pair::Pair {
+    let (mut c, s) = common::pair::Pair::default_configs();
+    tweak(&mut c);
+    let mut p = common::pair::Pair::new(c, s);
+    p.pump();
+    assert_eq!(p.client.state(), ceph_msgr::conn::State::Open);
+    p
+}
+
+#[test]
+fn a_peer_that_goes_silent_once_open_times_out() {
+    let mut p = open_pair(|c| {
+        c.peer_timeout = Some(Duration::from_secs(10));
+        c.keepalive_interval = Some(Duration::from_secs(3));
+    });
+    let t0 = p.now;
+    // A healthy peer answers keepalives: the deadline keeps moving.
+    for i in 1..=5u64 {
+        p.now = t0 + Duration::from_secs(3 * i);
+        p.client.handle_timeout(p.now);
+        p.pump();
+        assert_eq!(p.client.state(), ceph_msgr::conn::State::Open, "round {i}");
+    }
+    // Now the server stops answering: the client gives up 10 s after it last heard.
+    let heard = p.now;
+    loop {
+        let at = p
+            .client
+            .poll_timeout()
+            .expect("keepalive or silence deadline");
+        p.client.handle_timeout(at);
+        let _ = common::pair::drain(&mut p.client); // sent into the void
+        if p.client.state() != ceph_msgr::conn::State::Open {
+            assert_eq!(at, heard + Duration::from_secs(10));
+            break;
+        }
+    }
+    assert!(timed_out(&events(&mut p.client), TimeoutKind::PeerSilent));
+}
+
+#[test]
+fn flow_control_refuses_past_the_limit_until_acks_come() {
+    use ceph_msgr::{Message, QueueError};
+    let mut p = open_pair(|c| c.max_queued_bytes = Some(10_000));
+    let msg = || Message::new(42).with_data_chunk(bytes::Bytes::from(vec![1u8; 4000]));
+    p.client.send(msg()).unwrap();
+    p.client.send(msg()).unwrap();
+    assert_eq!(p.client.send_room(), 2000);
+    assert_eq!(
+        p.client.send(msg()),
+        Err(QueueError::Full {
+            held: 8000,
+            limit: 10_000
+        })
+    );
+    // Once the server acknowledged them, there is room again.
+    p.pump();
+    assert_eq!(p.client.messenger().held_bytes(), 0);
+    assert_eq!(p.client.send_room(), u64::MAX);
+    // A message larger than the limit still goes when nothing else is held.
+    let big = Message::new(42).with_data_chunk(bytes::Bytes::from(vec![1u8; 50_000]));
+    assert!(p.client.send(big).is_ok());
+    assert!(matches!(p.client.send(msg()), Err(QueueError::Full { .. })));
+}

@@ -287,11 +287,32 @@ impl Connection {
     // ----- caller → connection: messages -------------------------------------------------
 
     /// Queues a message; it goes out once the session is open, in queue order.
+    ///
+    /// Refused with [`QueueError::Full`] when [`Config::max_queued_bytes`] is set and
+    /// the held messages would exceed it (the message is dropped; its payload is
+    /// `Bytes`, so keeping a clone to retry is cheap).
     pub fn send(&mut self, msg: Message) -> Result<MsgId, QueueError> {
         if matches!(self.state, Inner::Closed | Inner::Closing) {
             return Err(QueueError::Closed);
         }
+        if let Some(limit) = self.cfg.max_queued_bytes {
+            let held = self.tx.held_bytes();
+            if held > 0 && held.saturating_add(msg.payload_len()) > limit {
+                return Err(QueueError::Full { held, limit });
+            }
+        }
         self.tx.queue(msg)
+    }
+
+    /// Payload bytes that can be queued now without [`QueueError::Full`] (`u64::MAX`
+    /// without a limit).
+    #[must_use]
+    pub fn send_room(&self) -> u64 {
+        match self.cfg.max_queued_bytes {
+            None => u64::MAX,
+            Some(_) if self.tx.held_bytes() == 0 => u64::MAX,
+            Some(limit) => limit.saturating_sub(self.tx.held_bytes()),
+        }
     }
 
     /// Revokes a message; the stream stays framed in every state (see [`Revoked`]).

@@ -71,6 +71,11 @@ pub struct Config {
     /// [`keepalive_interval`](Self::keepalive_interval) so a healthy idle peer keeps
     /// answering. `None` (the default): no bound.
     pub peer_timeout: Option<Duration>,
+    /// Flow control: [`Connection::send`] refuses a message with
+    /// [`QueueError::Full`](crate::QueueError::Full) while the messages held (queued,
+    /// in flight or awaiting acknowledgement) carry this many payload bytes or would with
+    /// it. A message is always accepted when nothing is held. `None`: no limit.
+    pub max_queued_bytes: Option<u64>,
     /// Client: the protocol to speak (msgr v1 or msgr2.1 crc mode). A server learns it
     /// from the client's banner and ignores this.
     pub protocol: crate::send::Protocol,
@@ -96,6 +101,7 @@ impl Config {
             sessions: false,
             handshake_timeout: Some(Duration::from_secs(30)),
             peer_timeout: None,
+            max_queued_bytes: None,
             protocol: crate::send::Protocol::V1,
         }
     }
