@@ -1,14 +1,15 @@
 //! Send path without sockets: queue → poll_transmit → fill → advance → ack, CRCs included,
 //! next to bare crc32c over the same bytes.
 //!
-//! `cargo bench --bench send_path` prints messages/s (elements) and bytes/s for each size.
+//! `cargo bench --bench send_path` prints messages/s (elements) and bytes/s for each size,
+//! for msgr v1 (`messenger`) and msgr2.1 crc mode (`messenger_v2`) framing.
 
 use std::hint::black_box;
 use std::io::IoSlice;
 
 use bytes::Bytes;
 use ceph_msgr::wire::{ceph_crc32c, feature::MSG_AUTH};
-use ceph_msgr::{EntityName, Message, Messenger};
+use ceph_msgr::{EntityName, Message, Messenger, Protocol};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 /// Sends `count` messages carrying `payload` as data, draining the messenger with a
@@ -62,6 +63,13 @@ fn bench(c: &mut Criterion) {
         g.bench_function("messenger", |b| {
             b.iter_batched_ref(
                 || Messenger::new(EntityName::client(1), MSG_AUTH),
+                |m| send_all(m, &payload, batch),
+                BatchSize::LargeInput,
+            );
+        });
+        g.bench_function("messenger_v2", |b| {
+            b.iter_batched_ref(
+                || Messenger::with_protocol(Protocol::V2, EntityName::client(1), MSG_AUTH),
                 |m| send_all(m, &payload, batch),
                 BatchSize::LargeInput,
             );

@@ -6,6 +6,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::wire::handshake::auth as proto;
 use crate::wire::{EntityName, EntityType};
 
+/// First byte of a msgr2 auth payload addressed to a monitor (`AUTH_MODE_MON`).
+pub const AUTH_MODE_MON: u8 = 10;
+
 /// A server's verdict on a client's authorizer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -28,6 +31,19 @@ pub trait Authorizer: Send {
 
     /// Server: judges a client's authorizer.
     fn verify(&mut self, peer: EntityType, protocol: u32, authorizer: &[u8]) -> Verdict;
+
+    /// msgr2 client: the auth method and method payload of the AUTH_REQUEST frame to a
+    /// peer of type `peer`. By default the v1 authorizer of [`build`](Self::build).
+    fn v2_request(&mut self, peer: EntityType) -> (u32, Bytes) {
+        self.build(peer, None)
+    }
+
+    /// msgr2 client: the AUTH_REQUEST_MORE payload answering the server's
+    /// AUTH_REPLY_MORE, or `None` when the method has no further rounds (the connection
+    /// then fails with an authentication error).
+    fn v2_more(&mut self, _reply: &[u8]) -> Option<Bytes> {
+        None
+    }
 }
 
 /// Auth "none": monitors get an empty authorizer (mon sessions authenticate with MAuth
@@ -71,6 +87,23 @@ impl Authorizer for AuthNone {
         true
     }
 
+    /// To a monitor: `u8 AUTH_MODE_MON (10)`, the entity name, the global id (Ceph's
+    /// `MonConnection::get_auth_request`; auth none adds nothing). To others: the
+    /// authorizer.
+    fn v2_request(&mut self, peer: EntityType) -> (u32, Bytes) {
+        if peer != EntityType::Mon {
+            let (_, b) = self.build(peer, None);
+            return (proto::NONE, b);
+        }
+        let mut b = BytesMut::with_capacity(1 + 8 + self.name.len() + 8);
+        b.put_u8(AUTH_MODE_MON);
+        b.put_u32_le(u32::from(self.entity.ty.to_u8()));
+        b.put_u32_le(self.name.len() as u32);
+        b.put_slice(self.name.as_bytes());
+        b.put_u64_le(self.global_id);
+        (proto::NONE, b.freeze())
+    }
+
     fn verify(&mut self, _peer: EntityType, _protocol: u32, _authorizer: &[u8]) -> Verdict {
         Verdict::Accept(Bytes::new())
     }
@@ -96,6 +129,20 @@ mod tests {
                 1, 8, 0, 0, 0, 5, 0, 0, 0, b'a', b'd', b'm', b'i', b'n', 0x1e, 0x10, 0, 0, 0, 0, 0,
                 0
             ]
+        );
+        // msgr2: the OSD gets the same authorizer under method none.
+        assert_eq!(a.v2_request(EntityType::Osd), (1, b));
+    }
+
+    #[test]
+    fn auth_none_v2_mon_payload_matches_a_capture() {
+        // The AUTH_REQUEST payload a 16.2.15 CLI sent a mon (shared/data/captures/cli-v2).
+        let mut a = AuthNone::default();
+        let (m, b) = a.v2_request(EntityType::Mon);
+        assert_eq!(m, 1);
+        assert_eq!(
+            &b[..],
+            &[10, 8, 0, 0, 0, 5, 0, 0, 0, b'a', b'd', b'm', b'i', b'n', 0, 0, 0, 0, 0, 0, 0, 0]
         );
     }
 }

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use auth::{AuthNone, Authorizer, Verdict};
-pub use types::{Config, Error, Event, OnAborted, PeerInfo, Role, State, Stats};
+pub use types::{Config, Error, Event, OnAborted, PeerInfo, Role, State, Stats, TimeoutKind};
 
 use crate::recv::Receiver;
 use crate::send::{AdvanceError, Messenger, MsgId, QueueError, Revoked, Transmit};
@@ -112,6 +112,11 @@ pub struct Connection {
     next_keepalive: Option<Instant>,
     keepalive_sent: Option<(Timespec, Instant)>,
     epoch: Option<Instant>,
+    /// When connecting plus the handshake must be over (set at the first instant seen in
+    /// `Connecting` or `Handshake`; cleared when the session opens or the transport ends).
+    handshake_deadline: Option<Instant>,
+    /// When the peer was last heard from while open.
+    last_heard: Option<Instant>,
     events: VecDeque<Event>,
     stats: Stats,
 }
@@ -168,6 +173,8 @@ impl Connection {
             next_keepalive: None,
             keepalive_sent: None,
             epoch: None,
+            handshake_deadline: None,
+            last_heard: None,
             events: VecDeque::new(),
             stats: Stats::default(),
         }
@@ -280,11 +287,32 @@ impl Connection {
     // ----- caller → connection: messages -------------------------------------------------
 
     /// Queues a message; it goes out once the session is open, in queue order.
+    ///
+    /// Refused with [`QueueError::Full`] when [`Config::max_queued_bytes`] is set and
+    /// the held messages would exceed it (the message is dropped; its payload is
+    /// `Bytes`, so keeping a clone to retry is cheap).
     pub fn send(&mut self, msg: Message) -> Result<MsgId, QueueError> {
         if matches!(self.state, Inner::Closed | Inner::Closing) {
             return Err(QueueError::Closed);
         }
+        if let Some(limit) = self.cfg.max_queued_bytes {
+            let held = self.tx.held_bytes();
+            if held > 0 && held.saturating_add(msg.payload_len()) > limit {
+                return Err(QueueError::Full { held, limit });
+            }
+        }
         self.tx.queue(msg)
+    }
+
+    /// Payload bytes that can be queued now without [`QueueError::Full`] (`u64::MAX`
+    /// without a limit).
+    #[must_use]
+    pub fn send_room(&self) -> u64 {
+        match self.cfg.max_queued_bytes {
+            None => u64::MAX,
+            Some(_) if self.tx.held_bytes() == 0 => u64::MAX,
+            Some(limit) => limit.saturating_sub(self.tx.held_bytes()),
+        }
     }
 
     /// Revokes a message; the stream stays framed in every state (see [`Revoked`]).
@@ -357,6 +385,7 @@ impl Connection {
             return;
         }
         self.rx.push(data);
+        self.heard(now);
         self.after_input(now);
     }
 
@@ -413,6 +442,7 @@ impl Connection {
         } else if !self.takes_input() {
             self.rx.truncate(before);
         } else {
+            self.heard(now);
             self.after_input(now);
         }
         result
@@ -461,18 +491,48 @@ impl Connection {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) wants to be called next.
+    ///
+    /// A server's handshake deadline starts at the first call that passes the time, so a
+    /// driver calls [`handle_timeout`](Self::handle_timeout) once right after accepting.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             Inner::Backoff(until) => Some(until),
-            Inner::Open => self.next_keepalive,
+            Inner::Open => {
+                let silent = self.peer_deadline();
+                match (self.next_keepalive, silent) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            Inner::Connecting | Inner::Handshake(_) => self.handshake_deadline,
             _ => None,
         }
     }
 
-    /// Time passed: reconnect after a backoff, send interval keepalives.
+    /// When an open session gives up on a silent peer.
+    fn peer_deadline(&self) -> Option<Instant> {
+        let d = self.cfg.peer_timeout?;
+        Some(later(self.last_heard?, d))
+    }
+
+    /// Time passed: reconnect after a backoff, send interval keepalives, give up on a peer
+    /// that does not finish the handshake or went silent.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.touch(now);
+        let expired = |d: Option<Instant>| d.is_some_and(|d| now >= d);
+        match self.state {
+            Inner::Connecting | Inner::Handshake(_) if expired(self.handshake_deadline) => {
+                self.handshake_deadline = None;
+                self.fault(now, Error::Timeout(TimeoutKind::Handshake));
+                return;
+            }
+            Inner::Open if expired(self.peer_deadline()) => {
+                self.fault(now, Error::Timeout(TimeoutKind::PeerSilent));
+                return;
+            }
+            _ => {}
+        }
         match self.state {
             Inner::Backoff(until) if now >= until => {
                 self.state = Inner::Connecting;
@@ -559,6 +619,20 @@ impl Connection {
 
     fn touch(&mut self, now: Instant) {
         self.epoch.get_or_insert(now);
+        match self.state {
+            Inner::Handshake(Phase::AwaitSession(_)) => {}
+            Inner::Connecting | Inner::Handshake(_) => {
+                if self.handshake_deadline.is_none() {
+                    self.handshake_deadline = self.cfg.handshake_timeout.map(|d| later(now, d));
+                }
+            }
+            _ => self.handshake_deadline = None,
+        }
+    }
+
+    /// Input arrived at `now`: the peer is alive.
+    fn heard(&mut self, now: Instant) {
+        self.last_heard = Some(now);
     }
 
     /// A keepalive stamp: time since this connection first saw the clock (the peer only

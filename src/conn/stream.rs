@@ -43,6 +43,8 @@ impl Connection {
         self.backoff = self.cfg.backoff_initial;
         self.stats.opens += 1;
         self.state = Inner::Open;
+        self.handshake_deadline = None;
+        self.last_heard = Some(now);
         self.next_keepalive = self.cfg.keepalive_interval.map(|i| later(now, i));
         self.events.push_back(Event::Opened {
             features: self.features,
@@ -142,6 +144,7 @@ impl Connection {
 
     pub(super) fn fault(&mut self, now: Instant, error: Error) {
         self.stats.faults += 1;
+        self.handshake_deadline = None;
         self.rx.clear();
         self.tx.reset();
         self.tx.set_hold(true);

@@ -60,6 +60,25 @@ pub struct Config {
     /// session it already holds for that peer ([`Event::PeerIdentified`]). Lossless
     /// servers need this to resume sessions across transports.
     pub sessions: bool,
+    /// Bounds connecting plus the whole handshake, from [`Event::OpenTransport`] (client)
+    /// or the first call after accept (server) until the session opens. A peer that
+    /// accepts and never speaks, or stops mid-handshake, faults the transport with
+    /// [`Error::Timeout`]`(`[`TimeoutKind::Handshake`]`)`. `None`: no bound.
+    pub handshake_timeout: Option<Duration>,
+    /// While open, a peer from which nothing at all (messages, acks, keepalive answers)
+    /// arrives for this long faults the transport with
+    /// [`Error::Timeout`]`(`[`TimeoutKind::PeerSilent`]`)`. Pair it with a shorter
+    /// [`keepalive_interval`](Self::keepalive_interval) so a healthy idle peer keeps
+    /// answering. `None` (the default): no bound.
+    pub peer_timeout: Option<Duration>,
+    /// Flow control: [`Connection::send`] refuses a message with
+    /// [`QueueError::Full`](crate::QueueError::Full) while the messages held (queued,
+    /// in flight or awaiting acknowledgement) carry this many payload bytes or would with
+    /// it. A message is always accepted when nothing is held. `None`: no limit.
+    pub max_queued_bytes: Option<u64>,
+    /// Client: the protocol to speak (msgr v1 or msgr2.1 crc mode). A server learns it
+    /// from the client's banner and ignores this.
+    pub protocol: crate::send::Protocol,
 }
 
 impl Config {
@@ -80,6 +99,10 @@ impl Config {
             nonce: 0,
             check_protocol_version: true,
             sessions: false,
+            handshake_timeout: Some(Duration::from_secs(30)),
+            peer_timeout: None,
+            max_queued_bytes: None,
+            protocol: crate::send::Protocol::V1,
         }
     }
 
@@ -120,6 +143,25 @@ pub enum State {
     Closing,
     /// Ended. Nothing more happens.
     Closed,
+}
+
+/// Which wait on the peer ran out, in [`Error::Timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// Connecting and the handshake took longer than [`Config::handshake_timeout`].
+    Handshake,
+    /// An open session heard nothing from the peer for [`Config::peer_timeout`].
+    PeerSilent,
+}
+
+impl fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Handshake => "the handshake did not finish in time",
+            Self::PeerSilent => "the peer went silent",
+        })
+    }
 }
 
 /// Why a connection faulted or ended.
@@ -169,6 +211,9 @@ pub enum Error {
     /// The peer sent bytes while we were not expecting any (e.g. before our banner went
     /// out, or after CLOSE).
     UnexpectedInput,
+    /// A wait on the peer ran out (injected time: see [`Config::handshake_timeout`] and
+    /// [`Config::peer_timeout`]).
+    Timeout(TimeoutKind),
 }
 
 impl fmt::Display for Error {
@@ -193,6 +238,7 @@ impl fmt::Display for Error {
             Self::Transport(e) => write!(f, "transport: {e}"),
             Self::PeerClosed => f.write_str("peer closed the connection"),
             Self::UnexpectedInput => f.write_str("unexpected input"),
+            Self::Timeout(k) => write!(f, "timeout: {k}"),
         }
     }
 }

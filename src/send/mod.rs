@@ -166,12 +166,27 @@ pub enum QueueError {
     },
     /// The connection has ended.
     Closed,
+    /// Flow control: the messages held (queued or unacknowledged) already carry `held`
+    /// payload bytes, and this one would take them past `limit`
+    /// ([`Config::max_queued_bytes`](crate::Config::max_queued_bytes)). Wait for
+    /// acknowledgements ([`Event::Acked`](crate::Event::Acked)) and try again; a message
+    /// larger than the limit is accepted when nothing else is held.
+    Full {
+        /// Payload bytes held now.
+        held: u64,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 impl fmt::Display for QueueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Closed => f.write_str("the connection is closed"),
+            Self::Full { held, limit } => write!(
+                f,
+                "send queue full: {held} payload bytes held, the limit is {limit}"
+            ),
             Self::SectionTooLong { section, len } => write!(
                 f,
                 "message {section} section is {len} bytes; the header allows at most {}",
@@ -447,6 +462,13 @@ impl Messenger {
     #[must_use]
     pub fn len(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Payload bytes (front + middle + data) of the messages held: queued, in flight or
+    /// awaiting acknowledgement. This is what flow control counts.
+    #[must_use]
+    pub fn held_bytes(&self) -> u64 {
+        self.queue.bytes()
     }
 
     /// Whether no message is held.

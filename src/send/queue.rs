@@ -57,12 +57,15 @@ pub(crate) struct SendQueue {
     slots: VecDeque<Option<Entry>>,
     /// Live entries (slots that are `Some`).
     live: usize,
+    /// Payload bytes (front + middle + data) of the live entries.
+    bytes: u64,
 }
 
 impl SendQueue {
     /// Appends a message; returns its id.
     pub(crate) fn push(&mut self, msg: Message) -> MsgId {
         let id = MsgId(self.base + self.slots.len() as u64);
+        self.bytes += msg.payload_len();
         self.slots.push_back(Some(Entry {
             msg,
             seq: None,
@@ -81,6 +84,11 @@ impl SendQueue {
     /// Number of live messages.
     pub(crate) fn len(&self) -> usize {
         self.live
+    }
+
+    /// Payload bytes of the live messages.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     fn index(&self, id: u64) -> Option<usize> {
@@ -102,6 +110,7 @@ impl SendQueue {
         let i = self.index(id)?;
         let e = self.slots.get_mut(i)?.take()?;
         self.live -= 1;
+        self.bytes -= e.msg.payload_len();
         while let Some(None) = self.slots.front() {
             self.slots.pop_front();
             self.base += 1;
@@ -109,7 +118,6 @@ impl SendQueue {
         Some(e)
     }
 
-    /// Releases spare capacity.
     /// Forgets every cached CRC (the protocol changed).
     pub(crate) fn clear_crcs(&mut self) {
         for e in self.slots.iter_mut().flatten() {
@@ -117,6 +125,7 @@ impl SendQueue {
         }
     }
 
+    /// Releases spare capacity.
     pub(crate) fn shrink_to_fit(&mut self) {
         self.slots.shrink_to_fit();
     }

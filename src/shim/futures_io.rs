@@ -227,7 +227,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncConnection<T> {
     /// is the address we announce.
     #[must_use]
     pub fn server(cfg: Config, my_addr: EntityAddr, peer_sock: SocketAddr, io: T) -> Self {
-        Self::new(Connection::server(cfg, my_addr, peer_sock), io)
+        let mut conn = Connection::server(cfg, my_addr, peer_sock);
+        // Starts the handshake deadline (Config::handshake_timeout).
+        conn.handle_timeout(std::time::Instant::now());
+        Self::new(conn, io)
     }
 
     /// Fires the connection's timers (keepalives, reconnect delays) while its `async`

@@ -872,7 +872,9 @@ impl Control {
                 // transport in the backlog; the next connection attempt retries.
                 Err(_) => return,
             };
-            let conn = Connection::server(ls.cfg.clone(), ls.my_addr, peer);
+            let mut conn = Connection::server(ls.cfg.clone(), ls.my_addr, peer);
+            // Starts the handshake deadline (Config::handshake_timeout).
+            conn.handle_timeout(self.now);
             let mut sock = sock;
             if self.opts.nodelay {
                 let _ = sock.set_nodelay(true);

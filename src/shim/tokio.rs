@@ -887,7 +887,9 @@ async fn server_task(shared: Arc<Shared>, start: Start, events: mpsc::Sender<Ser
     let mut registered: Option<EntityAddr> = None;
     let mut link = match start {
         Start::Accepted(sock, peer) => {
-            let conn = Connection::server(shared.cfg.clone(), shared.my_addr, peer);
+            let mut conn = Connection::server(shared.cfg.clone(), shared.my_addr, peer);
+            // Starts the handshake deadline (Config::handshake_timeout).
+            conn.handle_timeout(now());
             let mut link = Link::new(conn, &shared.opts, events);
             link.attach(sock);
             link
