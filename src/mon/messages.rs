@@ -5,7 +5,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::codec::{MonDecodeError, Put, Reader};
+use super::MonDecodeError;
+use crate::denc::{Put, Reader};
 use super::msg_type;
 use crate::recv::Received;
 use crate::wire::handshake::auth as auth_proto;
