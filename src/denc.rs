@@ -96,11 +96,7 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.pos
     }
 
-    pub(crate) fn bytes(
-        &mut self,
-        n: usize,
-        what: &'static str,
-    ) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if n > self.remaining() {
             return Err(DecodeError::Truncated {
                 what,

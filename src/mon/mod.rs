@@ -44,8 +44,8 @@ mod client;
 mod messages;
 mod monmap;
 
-pub use client::{MonClient, MonClientConfig, MonError};
 pub use crate::denc::{Addr, AddrKind, DecodeError as MonDecodeError};
+pub use client::{MonClient, MonClientConfig, MonError};
 pub use messages::{
     auth_hello, auth_request, get_version, subscribe, AuthReply, Subscription, VersionReply,
     SUBSCRIBE_ONETIME,
