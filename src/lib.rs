@@ -103,6 +103,7 @@
 #![warn(missing_docs)]
 
 pub mod conn;
+pub mod denc;
 pub mod message;
 pub mod mon;
 pub mod recv;

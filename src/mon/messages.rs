@@ -5,8 +5,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::codec::{MonDecodeError, Put, Reader};
 use super::msg_type;
+use super::MonDecodeError;
+use crate::denc::{Put, Reader};
 use crate::recv::Received;
 use crate::wire::handshake::auth as auth_proto;
 use crate::Message;

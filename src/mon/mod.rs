@@ -41,12 +41,11 @@
 #![forbid(unsafe_code)]
 
 mod client;
-mod codec;
 mod messages;
 mod monmap;
 
+pub use crate::denc::{Addr, AddrKind, DecodeError as MonDecodeError};
 pub use client::{MonClient, MonClientConfig, MonError};
-pub use codec::{Addr, AddrKind, MonDecodeError};
 pub use messages::{
     auth_hello, auth_request, get_version, subscribe, AuthReply, Subscription, VersionReply,
     SUBSCRIBE_ONETIME,

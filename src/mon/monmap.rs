@@ -5,7 +5,8 @@
 
 use std::fmt;
 
-use super::codec::{addr_key, decode_addr, decode_addrvec, Addr, MonDecodeError, Reader};
+use super::MonDecodeError;
+use crate::denc::{addr_key, decode_addr, decode_addrvec, Addr, Reader};
 
 /// A cluster id (`uuid_d`), printed in the usual 8-4-4-4-12 form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -42,7 +43,7 @@ impl MonInfo {
     pub fn v1_addr(&self) -> Option<&Addr> {
         self.addrs
             .iter()
-            .find(|a| a.kind == super::codec::AddrKind::Legacy)
+            .find(|a| a.kind == crate::denc::AddrKind::Legacy)
     }
 }
 

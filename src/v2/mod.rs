@@ -8,11 +8,14 @@
 //! | segments 1 .. nseg-1, raw | … | |
 //! | epilogue (only when nseg > 1): late_status + 3 × le32 segment crc | 13 | [`frame`] |
 //! | `ceph_msg_header2` (segment 0 of a MESSAGE frame) | 41 | [`frame`] |
+//! | control-frame payloads (HELLO … ACK) | … | [`control`] |
 //!
 //! The send-side accounting is shared with msgr v1 ([`crate::send`]); this module only
 //! knows layouts.
 #![forbid(unsafe_code)]
 
+pub mod control;
 pub mod frame;
 
+pub use control::{ControlError, ControlFrame, ControlPayload};
 pub use frame::{Epilogue, FrameError, MsgHeader2, Preamble, Tag};
