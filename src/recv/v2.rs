@@ -420,12 +420,14 @@ impl Deframer {
     /// Drops the MESSAGE frame being received (the caller has no use for it): what is
     /// buffered of it goes at once, the rest is discarded as it arrives
     /// ([`RecvBuffer::discard`]) without being buffered whole, and its remaining CRCs and
-    /// epilogue are not checked. Returns its header, or `None` (and does nothing) if no
+    /// epilogue are not checked. The room reserved for it is released. Returns its header, or `None` (and does nothing) if no
     /// MESSAGE head is at the front of the buffer ([`pending_message`](Self::pending_message)).
     pub fn skip_message(&mut self, buf: &mut RecvBuffer) -> Option<MsgHeader2> {
         buf.settle();
         let (header, total) = self.message_head(buf.peek())?;
         buf.discard(total as u64);
+        // Whatever was reserved for the frame when its preamble arrived goes too.
+        buf.shrink_to_fit();
         Some(header)
     }
 
@@ -460,5 +462,506 @@ impl Deframer {
             have: b.len(),
         }
         .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v2::frame::{
+        encode_control, DEFAULT_ALIGNMENT, LATE_STATUS_ABORTED, LATE_STATUS_COMPLETE,
+        MESSAGE_ALIGNMENTS,
+    };
+    use crate::wire::ceph_crc32c;
+
+    /// A crc-mode frame built from the `frame.rs` pieces.
+    fn frame(tag: Tag, segs: &[&[u8]], late_status: u8) -> Vec<u8> {
+        let mut lens = [0u32; MAX_SEGMENTS];
+        for (l, s) in lens.iter_mut().zip(segs) {
+            *l = s.len() as u32;
+        }
+        let aligns = if tag == Tag::Message {
+            MESSAGE_ALIGNMENTS
+        } else {
+            [DEFAULT_ALIGNMENT; 4]
+        };
+        let p = Preamble::for_segments(tag, lens, aligns);
+        let mut out = p.encode().to_vec();
+        out.extend_from_slice(segs[0]);
+        if !segs[0].is_empty() {
+            out.extend_from_slice(&segment_crc(segs[0]).to_le_bytes());
+        }
+        for s in &segs[1..p.nseg()] {
+            out.extend_from_slice(s);
+        }
+        if p.has_epilogue() {
+            let mut crcs = [0u32; 3];
+            for i in 1..p.nseg() {
+                crcs[i - 1] = segment_crc(segs[i]);
+            }
+            out.extend_from_slice(&Epilogue { late_status, crcs }.encode());
+        }
+        out
+    }
+
+    fn header(seq: u64) -> MsgHeader2 {
+        MsgHeader2 {
+            seq,
+            tid: seq + 100,
+            ty: 42,
+            priority: 63,
+            version: 8,
+            compat_version: 3,
+            flags: 3,
+            ..MsgHeader2::default()
+        }
+    }
+
+    fn message(seq: u64, front: &[u8], middle: &[u8], data: &[u8], late: u8) -> Vec<u8> {
+        frame(
+            Tag::Message,
+            &[&header(seq).encode(), front, middle, data],
+            late,
+        )
+    }
+
+    /// A preamble with any fields, its CRC right.
+    fn raw_preamble(tag: u8, nseg: u8, lens: [u32; 4]) -> Vec<u8> {
+        let mut b = [0u8; PREAMBLE_LEN];
+        b[0] = tag;
+        b[1] = nseg;
+        for (i, l) in lens.iter().enumerate() {
+            b[2 + i * 6..6 + i * 6].copy_from_slice(&l.to_le_bytes());
+            b[6 + i * 6..8 + i * 6].copy_from_slice(&8u16.to_le_bytes());
+        }
+        let crc = ceph_crc32c(0, &b[..28]);
+        b[28..].copy_from_slice(&crc.to_le_bytes());
+        b.to_vec()
+    }
+
+    /// Everything `stream` deframes to, fed in `step`-byte reads, then `finish`.
+    fn deframe(
+        stream: &[u8],
+        step: usize,
+        limits: Limits,
+    ) -> (Vec<Deframed>, Option<DeframeError>) {
+        let mut buf = limits.buffer();
+        let mut d = Deframer::new(limits);
+        let mut out = Vec::new();
+        for chunk in stream.chunks(step.max(1)) {
+            buf.push(chunk);
+            loop {
+                match d.next_frame(&mut buf) {
+                    Ok(Some(f)) => out.push(f),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+        }
+        (out, d.finish(&buf).err())
+    }
+
+    fn one(stream: &[u8]) -> Result<Deframed, DeframeError> {
+        let (mut frames, err) = deframe(stream, stream.len(), Limits::default());
+        match err {
+            Some(e) => Err(e),
+            None => {
+                assert_eq!(frames.len(), 1, "{frames:?}");
+                Ok(frames.remove(0))
+            }
+        }
+    }
+
+    #[test]
+    fn control_frames_and_messages_come_out_whole_and_zero_copy() {
+        let mut s = encode_control(Tag::Hello, b"hello payload");
+        s.extend(encode_control(Tag::Wait, &[]));
+        s.extend(message(1, b"front", b"", b"data!", LATE_STATUS_COMPLETE));
+        s.extend(message(2, b"", b"", b"", LATE_STATUS_COMPLETE));
+        s.extend(frame(Tag::Keepalive2, &[b"", b"x"], LATE_STATUS_COMPLETE));
+        let limits = Limits::default();
+        let mut buf = limits.buffer();
+        buf.read_buffer(s.len()).extend_from_slice(&s);
+        let range = buf.peek().as_ptr_range();
+        let mut d = Deframer::new(limits);
+        let mut got = Vec::new();
+        while let Some(f) = d.next_frame(&mut buf).unwrap() {
+            got.push(f);
+        }
+        d.finish(&buf).unwrap();
+        assert_eq!(got.len(), 5);
+        let Deframed::Frame(hello) = &got[0] else {
+            panic!("{:?}", got[0])
+        };
+        assert_eq!((hello.tag, hello.nseg), (Tag::Hello, 1));
+        assert_eq!(&hello.payload()[..], b"hello payload");
+        assert!(
+            range.contains(&hello.payload().as_ptr()),
+            "a slice, not a copy"
+        );
+        let Deframed::Frame(wait) = &got[1] else {
+            panic!()
+        };
+        assert_eq!(wait.tag, Tag::Wait);
+        assert_eq!(wait.segments(), &[Bytes::new()]);
+        let Deframed::Message(m) = &got[2] else {
+            panic!()
+        };
+        assert_eq!(m.header, header(1));
+        assert_eq!(
+            (&m.front[..], &m.middle[..], &m.data[..]),
+            (&b"front"[..], &b""[..], &b"data!"[..])
+        );
+        assert!(range.contains(&m.front.as_ptr()) && range.contains(&m.data.as_ptr()));
+        let Deframed::Message(m) = &got[3] else {
+            panic!()
+        };
+        assert_eq!(m.header.seq, 2);
+        assert!(m.front.is_empty() && m.data.is_empty());
+        let Deframed::Frame(k) = &got[4] else {
+            panic!()
+        };
+        assert_eq!(k.nseg, 2);
+        assert_eq!(k.segments(), &[Bytes::new(), Bytes::from_static(b"x")]);
+        assert_eq!(buf.buffered(), 0);
+    }
+
+    /// The client and server halves of a real 16.2.15 session (`rados put` to an OSD),
+    /// after the banner: HELLO, AUTH_*, IDENT, then one MOSDOp (4 segments, empty
+    /// middle) and its MOSDOpReply (2 segments). Byte at a time gives the same.
+    #[test]
+    fn a_captured_session_deframes() {
+        let client = include_bytes!("../../tests/data/rados-v2-osd.client.bin");
+        let server = include_bytes!("../../tests/data/rados-v2-osd.server.bin");
+        for (stream, tags, msg) in [
+            (
+                &client[..],
+                &[
+                    Tag::Hello,
+                    Tag::AuthRequest,
+                    Tag::AuthSignature,
+                    Tag::ClientIdent,
+                ][..],
+                (42u16, 213usize, 0usize, 12usize),
+            ),
+            (
+                &server[..],
+                &[
+                    Tag::Hello,
+                    Tag::AuthDone,
+                    Tag::AuthSignature,
+                    Tag::ServerIdent,
+                ][..],
+                (43, 148, 0, 0),
+            ),
+        ] {
+            assert_eq!(&stream[..8], b"ceph v2\n");
+            let body = &stream[26..];
+            let whole = deframe(body, body.len(), Limits::default());
+            assert_eq!(whole.1, None);
+            assert_eq!(deframe(body, 1, Limits::default()), whole);
+            let frames = whole.0;
+            assert_eq!(frames.len(), tags.len() + 1);
+            for (f, &t) in frames.iter().zip(tags) {
+                match f {
+                    Deframed::Frame(f) => assert_eq!((f.tag, f.nseg), (t, 1)),
+                    other => panic!("{other:?}"),
+                }
+            }
+            let Some(Deframed::Message(m)) = frames.last() else {
+                panic!("{:?}", frames.last())
+            };
+            assert_eq!(
+                (m.header.ty, m.front.len(), m.middle.len(), m.data.len()),
+                msg
+            );
+            assert_eq!(m.header.flags, 3);
+        }
+    }
+
+    #[test]
+    fn an_aborted_frame_is_dropped_after_its_crcs_check() {
+        let mut s = message(1, b"front", b"mid", b"data", LATE_STATUS_ABORTED);
+        s.extend(message(2, b"f", b"", b"", LATE_STATUS_COMPLETE));
+        let (frames, err) = deframe(&s, 7, Limits::default());
+        assert_eq!(err, None);
+        assert_eq!(
+            frames[0],
+            Deframed::Aborted(Aborted {
+                tag: Tag::Message,
+                header: Some(header(1)),
+            })
+        );
+        assert!(matches!(&frames[1], Deframed::Message(m) if m.header.seq == 2));
+        // High bits of late_status are not judged.
+        let f = frame(Tag::AuthRequest, &[b"a", b"b"], 0xF1);
+        assert_eq!(
+            one(&f),
+            Ok(Deframed::Aborted(Aborted {
+                tag: Tag::AuthRequest,
+                header: None
+            }))
+        );
+        // CRCs are checked first: a bad one is an error even when aborted.
+        let mut bad = message(1, b"front", b"mid", b"data", LATE_STATUS_ABORTED);
+        let at = bad.len() - 13 - 2;
+        bad[at] ^= 1;
+        assert!(matches!(
+            one(&bad),
+            Err(DeframeError::Frame(FrameError::SegmentCrc {
+                segment: 3,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn every_flipped_byte_is_caught_and_names_its_piece() {
+        let s = message(9, b"front", b"", b"some data", LATE_STATUS_COMPLETE);
+        // preamble 0..32, header2 32..73, crc0 73..77, front 77..82, data 82..91,
+        // epilogue 91..104 (status, crc1, crc2, crc3).
+        assert_eq!(s.len(), 104);
+        for i in 0..s.len() {
+            let mut bad = s.clone();
+            bad[i] ^= 0x5a;
+            let err = one(&bad).unwrap_err();
+            let ok = match i {
+                0..=31 => matches!(err, DeframeError::Frame(FrameError::PreambleCrc { .. })),
+                32..=76 => matches!(
+                    err,
+                    DeframeError::Frame(FrameError::SegmentCrc { segment: 0, .. })
+                ),
+                77..=81 | 92..=95 => matches!(
+                    err,
+                    DeframeError::Frame(FrameError::SegmentCrc { segment: 1, .. })
+                ),
+                96..=99 => matches!(
+                    err,
+                    DeframeError::Frame(FrameError::SegmentCrc { segment: 2, .. })
+                ),
+                82..=90 | 100..=103 => matches!(
+                    err,
+                    DeframeError::Frame(FrameError::SegmentCrc { segment: 3, .. })
+                ),
+                91 => err == DeframeError::Frame(FrameError::BadLateStatus(0x54)),
+                _ => unreachable!(),
+            };
+            assert!(ok, "byte {i}: {err}");
+        }
+        // An unused epilogue slot is not checked (nseg 2: slots 2 and 3 unused).
+        let mut s = message(9, b"front", b"", b"", LATE_STATUS_COMPLETE);
+        let n = s.len();
+        s[n - 1] ^= 0xFF;
+        s[n - 5] ^= 0xFF;
+        assert!(matches!(one(&s), Ok(Deframed::Message(_))));
+    }
+
+    #[test]
+    fn malformed_preambles_are_refused_before_anything_is_reserved() {
+        let limits = Limits {
+            front: 100,
+            middle: 10,
+            data: 1000,
+            total: 1050,
+            control: 64,
+            ..Limits::default()
+        };
+        let cases: Vec<(Vec<u8>, DeframeError)> = vec![
+            (
+                raw_preamble(17, 0, [0; 4]),
+                FrameError::BadSegmentCount(0).into(),
+            ),
+            (
+                raw_preamble(17, 5, [41, 1, 1, 1]),
+                FrameError::BadSegmentCount(5).into(),
+            ),
+            (
+                raw_preamble(17, 2, [41, 0, 0, 0]),
+                FrameError::BadSegments.into(),
+            ),
+            (
+                raw_preamble(99, 1, [4, 0, 0, 0]),
+                FrameError::UnknownTag(99).into(),
+            ),
+            (
+                raw_preamble(0, 1, [4, 0, 0, 0]),
+                FrameError::UnknownTag(0).into(),
+            ),
+            (
+                raw_preamble(17, 1, [40, 0, 0, 0]),
+                DeframeError::MessageHeaderLen(40),
+            ),
+            (
+                raw_preamble(17, 2, [41, 101, 0, 0]),
+                DeframeError::SegmentTooLong {
+                    tag: Tag::Message,
+                    segment: 1,
+                    len: 101,
+                    limit: 100,
+                },
+            ),
+            (
+                raw_preamble(17, 3, [41, 0, 11, 0]),
+                DeframeError::SegmentTooLong {
+                    tag: Tag::Message,
+                    segment: 2,
+                    len: 11,
+                    limit: 10,
+                },
+            ),
+            (
+                raw_preamble(17, 4, [41, 0, 0, u32::MAX]),
+                DeframeError::SegmentTooLong {
+                    tag: Tag::Message,
+                    segment: 3,
+                    len: u32::MAX,
+                    limit: 1000,
+                },
+            ),
+            (
+                raw_preamble(17, 4, [41, 100, 0, 1000]),
+                DeframeError::FrameTooLong {
+                    tag: Tag::Message,
+                    len: 1100,
+                    limit: 1050,
+                },
+            ),
+            (
+                raw_preamble(2, 1, [65, 0, 0, 0]),
+                DeframeError::SegmentTooLong {
+                    tag: Tag::AuthRequest,
+                    segment: 0,
+                    len: 65,
+                    limit: 64,
+                },
+            ),
+            (
+                raw_preamble(2, 2, [40, 40, 0, 0]),
+                DeframeError::FrameTooLong {
+                    tag: Tag::AuthRequest,
+                    len: 80,
+                    limit: 64,
+                },
+            ),
+        ];
+        for (pre, want) in cases {
+            let mut buf = limits.buffer();
+            buf.push(&pre);
+            let got = Deframer::new(limits).next_frame(&mut buf);
+            assert_eq!(got, Err(want.clone()), "{want}");
+            assert!(buf.capacity() < 4096, "nothing reserved for {want}");
+            assert_eq!(buf.buffered(), 32, "left as it was");
+        }
+        let mut bad = encode_control(Tag::Hello, b"x");
+        bad[2] ^= 1;
+        assert!(matches!(
+            one(&bad),
+            Err(DeframeError::Frame(FrameError::PreambleCrc { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_stream_ending_inside_a_frame_is_truncated() {
+        let f = message(1, b"front", b"", b"data", LATE_STATUS_COMPLETE);
+        for cut in 1..f.len() {
+            let (frames, err) = deframe(&f[..cut], 3, Limits::default());
+            assert!(frames.is_empty());
+            let (what, need) = if cut < 32 {
+                ("preamble", 32)
+            } else {
+                ("frame", f.len())
+            };
+            assert_eq!(
+                err,
+                Some(DeframeError::Frame(FrameError::Truncated {
+                    what,
+                    need,
+                    have: cut
+                })),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(deframe(&f, 3, Limits::default()).1, None);
+    }
+
+    #[test]
+    fn a_skipped_message_is_never_buffered_whole() {
+        let big = vec![0xA5u8; 1 << 20];
+        let mut s = message(1, b"front", b"", &big, LATE_STATUS_COMPLETE);
+        let after = encode_control(Tag::Keepalive2, &[7u8; 12]);
+        s.extend_from_slice(&after);
+        let limits = Limits::default();
+        let mut buf = limits.buffer();
+        let mut d = Deframer::new(limits);
+        let mut skipped = None;
+        let mut got = Vec::new();
+        for chunk in s.chunks(16 * 1024) {
+            buf.read_buffer(chunk.len()).extend_from_slice(chunk);
+            while let Some(f) = d.next_frame(&mut buf).unwrap() {
+                got.push(f);
+            }
+            if skipped.is_none() {
+                assert_eq!(d.pending_message(&buf), Some(header(1)));
+                skipped = d.skip_message(&mut buf);
+                assert_eq!(d.skip_message(&mut buf), None, "nothing left to skip");
+            }
+            assert!(buf.capacity() <= 64 * 1024, "capacity {}", buf.capacity());
+        }
+        assert_eq!(skipped, Some(header(1)));
+        d.finish(&buf).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(matches!(&got[0], Deframed::Frame(f) if f.tag == Tag::Keepalive2));
+
+        // Ending the stream inside the skipped frame is still a truncation.
+        let mut buf = limits.buffer();
+        buf.push(&s[..1000]);
+        assert!(d.next_frame(&mut buf).unwrap().is_none());
+        assert!(d.skip_message(&mut buf).is_some());
+        assert!(matches!(
+            d.finish(&buf),
+            Err(DeframeError::Frame(FrameError::Truncated {
+                what: "skipped frame",
+                ..
+            }))
+        ));
+        // Only a MESSAGE whose head has arrived can be skipped.
+        let mut buf = limits.buffer();
+        buf.push(&s[..MESSAGE_HEAD_LEN - 1]);
+        assert_eq!(d.skip_message(&mut buf), None);
+        buf.clear();
+        buf.push(&after);
+        assert_eq!(d.skip_message(&mut buf), None);
+        assert!(d.next_frame(&mut buf).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_trickled_maximal_frame_grows_with_what_arrived() {
+        let limits = Limits::default();
+        let mut buf = limits.buffer();
+        let mut d = Deframer::new(limits);
+        let mut pre = raw_preamble(17, 4, [41, limits.front, limits.middle, limits.data]);
+        pre.extend_from_slice(&header(1).encode());
+        pre.extend_from_slice(&segment_crc(&header(1).encode()).to_le_bytes());
+        buf.push(&pre);
+        assert!(d.next_frame(&mut buf).unwrap().is_none());
+        let mut fed = pre.len();
+        let chunk = vec![0u8; 64 * 1024];
+        for _ in 0..64 {
+            buf.read_buffer(chunk.len()).extend_from_slice(&chunk);
+            fed += chunk.len();
+            assert!(d.next_frame(&mut buf).unwrap().is_none());
+            assert!(
+                buf.capacity() <= 2 * fed + 4096,
+                "{} after {fed}",
+                buf.capacity()
+            );
+        }
+        // A frame within `eager_reserve` is reserved once, when its preamble arrives.
+        let mut buf = limits.buffer();
+        let pre = raw_preamble(17, 4, [41, 0, 0, 4 << 20]);
+        buf.push(&pre);
+        assert!(d.next_frame(&mut buf).unwrap().is_none());
+        let cap = buf.capacity();
+        assert!(cap >= 32 + 45 + (4 << 20) + 13);
     }
 }
