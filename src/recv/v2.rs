@@ -342,8 +342,8 @@ impl Deframer {
         let mut aborted = false;
         if lay.nseg > 1 {
             let e = Epilogue::decode(&b[lay.epilogue..lay.total])?;
-            for segment in 1..lay.nseg {
-                let (got, want) = (e.crcs[segment - 1], crcs[segment]);
+            let carried = e.crcs.iter().zip(&crcs[1..lay.nseg]);
+            for (segment, (&got, &want)) in (1..).zip(carried) {
                 if got != want {
                     return Err(FrameError::SegmentCrc { segment, got, want }.into());
                 }
