@@ -51,7 +51,7 @@ struct Fold {
 /// up to `Limits::eager_reserve`; a larger record grows the buffer with the bytes that
 /// actually arrive. [`read_buffer`](Self::read_buffer) never reserves more than the
 /// largest record the limits allow.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RecvBuffer {
     buf: BytesMut,
     /// Most room [`read_buffer`](Self::read_buffer) reserves.
@@ -67,8 +67,10 @@ impl RecvBuffer {
     #[must_use]
     pub fn new(max_room: usize) -> Self {
         Self {
+            buf: BytesMut::new(),
             max_room,
-            ..Self::default()
+            discard: 0,
+            fold: Fold::default(),
         }
     }
 
