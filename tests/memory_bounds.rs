@@ -82,6 +82,7 @@ fn one_byte_at_a_time_stays_bounded() {
         middle: 0,
         data: 0,
         eager_reserve: 0,
+        ..Limits::default()
     };
     let mut rx = Receiver::new(FooterKind::Old, limits);
     rx.push(&header(1 << 20, 0, 0));

@@ -1,27 +1,49 @@
-//! The receive side of an open msgr v1 stream: an incremental parser fed with any split of
-//! the incoming bytes (one byte at a time works) that yields whole records.
+//! The receive side of an open stream: one input buffer ([`RecvBuffer`]) and a deframer
+//! per protocol reading records off its front.
 //!
-//! Bytes are buffered until a record is complete; a message's sections are then split off
-//! the buffer as [`Bytes`] without copying. A record is never larger than the [`Limits`]:
-//! a hostile length is refused as soon as the header arrives, before any memory is
-//! reserved for it. A record up to [`Limits::eager_reserve`] (8 MiB by default) gets its
-//! size reserved at once; a larger one grows with the bytes that actually arrive — the
-//! capacity stays within twice the bytes buffered — so a peer announcing the largest
-//! record and trickling it in costs what it sent plus at most `eager_reserve`, not what it
-//! announced (`tests/memory_bounds.rs`).
+//! ```text
+//!   transport ──read in place──▶ RecvBuffer ──▶ V1Deframer  (msgr v1 records)
+//!                                (BytesMut,   └─▶ v2::Deframer (msgr2.1 crc-mode frames)
+//!                                 CRC folding,
+//!                                 discard)
+//! ```
+//!
+//! The buffer is fed with any split of the incoming bytes (one byte at a time works);
+//! deframers yield whole records. Bytes are buffered until a record is complete; its
+//! payload is then split off the buffer as [`Bytes`] without copying. The CRCs a record
+//! carries are folded in as its bytes arrive, over any number of spans with any seed
+//! (msgr v1: front, middle, data with seed 0; msgr2: up to four segments with seed
+//! `0xFFFF_FFFF`), so every byte is CRC'd once, when it lands.
+//!
+//! A record is never larger than the [`Limits`]: a hostile length is refused as soon as
+//! the header (v1) or preamble (v2) arrives, before any memory is reserved for it. A
+//! record up to [`Limits::eager_reserve`] (8 MiB by default) gets its size reserved at
+//! once; a larger one grows with the bytes that actually arrive — the capacity stays within
+//! twice the bytes buffered — so a peer announcing the largest record and trickling it in
+//! costs what it sent plus at most `eager_reserve`, not what it announced
+//! (`tests/memory_bounds.rs`).
+//!
+//! [`Receiver`] is the msgr v1 pairing of the two, as the connection uses it.
 #![forbid(unsafe_code)]
 
 use std::fmt;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
-use crate::wire::{
-    ceph_crc32c, header::HEADER_LEN, tag, Control, DecodeError, Footer, FooterKind, MsgHeader,
-    FOOTER_NOCRC,
-};
+use crate::v2::frame::{CRC_LEN, EPILOGUE_LEN, HEADER2_LEN, PREAMBLE_LEN};
+use crate::wire::{header::HEADER_LEN, Control, DecodeError, FooterKind, MsgHeader};
+
+mod buffer;
+mod v1;
+pub mod v2;
+
+pub use buffer::RecvBuffer;
+pub use v1::V1Deframer;
 
 /// Largest sections a peer may announce (defaults follow the kernel client:
-/// `CEPH_MSG_MAX_FRONT_LEN`/`MIDDLE_LEN` 16 MiB, `CEPH_MSG_MAX_DATA_LEN` 64 MiB).
+/// `CEPH_MSG_MAX_FRONT_LEN`/`MIDDLE_LEN` 16 MiB, `CEPH_MSG_MAX_DATA_LEN` 64 MiB). msgr2
+/// MESSAGE frames are held to the same section limits (segments 1, 2, 3), other msgr2
+/// frames to [`control`](Self::control).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Maximum front length.
@@ -30,6 +52,11 @@ pub struct Limits {
     pub middle: u32,
     /// Maximum data length.
     pub data: u32,
+    /// Maximum of front + middle + data of one message (both protocols).
+    pub total: u32,
+    /// Maximum length of each segment, and of all segments together, of a msgr2 frame
+    /// other than MESSAGE (control frames: HELLO, AUTH_*, IDENT, …).
+    pub control: u32,
     /// Records up to this size get their whole size reserved when their header arrives
     /// (saves the copies of a buffer that doubles as the record trickles in). This is
     /// the most a peer can make a connection reserve beyond what it actually sent.
@@ -42,6 +69,8 @@ impl Default for Limits {
             front: 16 << 20,
             middle: 16 << 20,
             data: 64 << 20,
+            total: 96 << 20,
+            control: 1 << 20,
             eager_reserve: 8 << 20,
         }
     }
@@ -51,11 +80,29 @@ impl Limits {
     /// The largest message record (tag, header, sections, footer) these limits allow.
     #[must_use]
     pub fn max_record(&self) -> u64 {
-        1 + HEADER_LEN as u64
-            + u64::from(self.front)
-            + u64::from(self.middle)
-            + u64::from(self.data)
-            + 21
+        1 + HEADER_LEN as u64 + self.max_payload() + 21
+    }
+
+    /// The largest msgr2 frame (preamble, segments, their CRCs, epilogue) these limits
+    /// allow.
+    #[must_use]
+    pub fn max_frame(&self) -> u64 {
+        let message = (HEADER2_LEN + CRC_LEN) as u64 + self.max_payload();
+        let control = u64::from(self.control) + CRC_LEN as u64;
+        (PREAMBLE_LEN + EPILOGUE_LEN) as u64 + message.max(control)
+    }
+
+    /// A receive buffer whose reads are capped at the largest record or frame allowed.
+    #[must_use]
+    pub fn buffer(&self) -> RecvBuffer {
+        let cap = self.max_record().max(self.max_frame());
+        RecvBuffer::new(usize::try_from(cap).unwrap_or(usize::MAX))
+    }
+
+    /// Front + middle + data of the largest message.
+    fn max_payload(&self) -> u64 {
+        let sum = u64::from(self.front) + u64::from(self.middle) + u64::from(self.data);
+        sum.min(u64::from(self.total))
     }
 }
 
@@ -139,53 +186,13 @@ impl From<DecodeError> for RecvError {
     }
 }
 
-/// The parser. Feed bytes with [`push`](Self::push), take records with
-/// [`next_record`](Self::next_record) until it returns `Ok(None)`.
+/// The msgr v1 receiver: a [`RecvBuffer`] and a [`V1Deframer`]. Feed bytes with
+/// [`push`](Self::push) (or read in place into [`read_buffer`](Self::read_buffer)), take
+/// records with [`next_record`](Self::next_record) until it returns `Ok(None)`.
 #[derive(Debug)]
 pub struct Receiver {
-    buf: BytesMut,
-    footer: FooterKind,
-    limits: Limits,
-    /// Check data CRCs (front and middle are always checked).
-    verify_data_crc: bool,
-    /// The payload CRCs of the message at the front of `buf`, folded in as its bytes
-    /// arrive. Invariant: when `Some`, `buf` starts with that message's tag and header
-    /// and holds at least its first `done` payload bytes; it is reset whenever the front
-    /// record is taken or the buffer is cleared.
-    folded: Option<Folded>,
-}
-
-/// CRCs of a partly received message, computed over each read's bytes while they are
-/// still in cache instead of over the whole (possibly megabytes long, long evicted)
-/// payload once the footer arrives. The data CRC is folded even before the footer says
-/// whether the sender computed one (`FOOTER_NOCRC`): senders set that flag rarely, and
-/// the work is what a checked message costs anyway.
-#[derive(Debug, Clone, Copy)]
-struct Folded {
-    /// Front, middle and data lengths of the message it belongs to (a guard).
-    lens: [usize; 3],
-    /// Payload bytes (front, then middle, then data) folded so far.
-    done: usize,
-    /// Running CRCs of front, middle and data (`ceph_crc32c` chains: folding `a` then
-    /// `b` gives the CRC of `a ‖ b`).
-    crc: [u32; 3],
-}
-
-impl Folded {
-    /// Folds payload bytes `self.done..upto` (`payload` holds the whole payload from its
-    /// start, at least `upto` bytes of it).
-    fn fold(&mut self, payload: &[u8], upto: usize, with_data: bool) {
-        let mut start = 0;
-        for (i, len) in self.lens.into_iter().enumerate() {
-            let end = start + len;
-            let (from, to) = (self.done.max(start), upto.min(end));
-            if from < to && (i < 2 || with_data) {
-                self.crc[i] = ceph_crc32c(self.crc[i], &payload[from..to]);
-            }
-            start = end;
-        }
-        self.done = self.done.max(upto);
-    }
+    buf: RecvBuffer,
+    v1: V1Deframer,
 }
 
 impl Receiver {
@@ -193,22 +200,19 @@ impl Receiver {
     #[must_use]
     pub fn new(footer: FooterKind, limits: Limits) -> Self {
         Self {
-            buf: BytesMut::new(),
-            footer,
-            limits,
-            verify_data_crc: true,
-            folded: None,
+            buf: limits.buffer(),
+            v1: V1Deframer::new(footer, limits),
         }
     }
 
     /// Sets the footer layout (negotiated per connection).
     pub fn set_footer(&mut self, footer: FooterKind) {
-        self.footer = footer;
+        self.v1.set_footer(footer);
     }
 
     /// Appends incoming bytes.
     pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        self.buf.push(data);
     }
 
     /// The buffer incoming bytes are appended to, with room reserved for at least `room`
@@ -218,25 +222,18 @@ impl Receiver {
     /// are parsed where they landed, never copied. Only append to it: bytes already in it
     /// are unparsed input. `room` is capped at the largest record the limits allow.
     pub fn read_buffer(&mut self, room: usize) -> &mut BytesMut {
-        let cap = usize::try_from(self.limits.max_record()).unwrap_or(usize::MAX);
-        self.buf.reserve(room.min(cap));
-        &mut self.buf
+        self.buf.read_buffer(room)
     }
 
     /// Drops bytes appended after the first `len` (input the connection ignores).
     pub(crate) fn truncate(&mut self, len: usize) {
         self.buf.truncate(len);
-        if let Some(f) = self.folded {
-            if 1 + HEADER_LEN + f.done > len {
-                self.folded = None;
-            }
-        }
     }
 
     /// Bytes buffered and not yet parsed.
     #[must_use]
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.buffered()
     }
 
     /// Bytes the buffer has room for (what the receiver holds in memory).
@@ -247,27 +244,29 @@ impl Receiver {
 
     /// Releases the buffer's memory if nothing is buffered (for idle connections).
     pub fn shrink_to_fit(&mut self) {
-        if self.buf.is_empty() {
-            self.buf = BytesMut::new();
-        }
+        self.buf.shrink_to_fit();
     }
 
     /// Drops everything buffered (the transport was reset).
     pub fn clear(&mut self) {
         self.buf.clear();
-        self.folded = None;
     }
 
     /// Takes exactly `n` raw bytes if that many are buffered (handshake records).
     pub fn take(&mut self, n: usize) -> Option<Bytes> {
-        self.folded = None;
-        (self.buf.len() >= n).then(|| self.buf.split_to(n).freeze())
+        self.buf.take(n)
     }
 
     /// The buffered bytes, unparsed.
     #[must_use]
     pub fn peek(&self) -> &[u8] {
-        &self.buf
+        self.buf.peek()
+    }
+
+    /// The shared input buffer (to hand the stream to another deframer, e.g. a
+    /// [`v2::Deframer`] after a msgr2 banner).
+    pub fn buffer_mut(&mut self) -> &mut RecvBuffer {
+        &mut self.buf
     }
 
     /// Parses the next complete record, `Ok(None)` if more bytes are needed. An error is
@@ -275,112 +274,6 @@ impl Receiver {
     /// left as it was; [`clear`](Self::clear) before reusing the receiver on a new
     /// transport.
     pub fn next_record(&mut self) -> Result<Option<Record>, RecvError> {
-        let Some(&t) = self.buf.first() else {
-            return Ok(None);
-        };
-        if t != tag::MSG {
-            let Some(len) = Control::payload_len(t) else {
-                return Err(DecodeError::UnknownTag(t).into());
-            };
-            if self.buf.len() < 1 + len {
-                return Ok(None);
-            }
-            let c = Control::decode(t, &self.buf[1..=len])?;
-            self.buf.advance(1 + len);
-            return Ok(Some(Record::Control(c)));
-        }
-        if self.buf.len() < 1 + HEADER_LEN {
-            return Ok(None);
-        }
-        let h = MsgHeader::decode(&self.buf[1..])?;
-        for (section, len, limit) in [
-            ("front", h.front_len, self.limits.front),
-            ("middle", h.middle_len, self.limits.middle),
-            ("data", h.data_len, self.limits.data),
-        ] {
-            if len > limit {
-                return Err(RecvError::TooLong {
-                    section,
-                    len,
-                    limit,
-                });
-            }
-        }
-        let footer_len = self.footer.encoded_len();
-        // Bounded by the limits: at most ~96 MiB with the defaults.
-        let payload_len = h.payload_len() as usize;
-        let total = 1 + HEADER_LEN + payload_len + footer_len;
-        let body = 1 + HEADER_LEN;
-        let lens = [
-            h.front_len as usize,
-            h.middle_len as usize,
-            h.data_len as usize,
-        ];
-        let mut folded = match self.folded.take() {
-            Some(f) if f.lens == lens && self.buf.len() >= body + f.done => f,
-            _ => Folded {
-                lens,
-                done: 0,
-                crc: [0; 3],
-            },
-        };
-        let upto = (self.buf.len() - body).min(payload_len);
-        folded.fold(&self.buf[body..], upto, self.verify_data_crc);
-        if self.buf.len() < total {
-            self.folded = Some(folded);
-            // A record up to `eager_reserve` gets its whole size reserved now, so it is
-            // not copied again and again as the buffer doubles; a larger one grows with
-            // what arrives, so a peer that announces a large record and trickles it in
-            // costs what it sent (plus at most `eager_reserve`).
-            if total <= self.limits.eager_reserve as usize {
-                self.buf.reserve(total - self.buf.len());
-            }
-            return Ok(None);
-        }
-        // Checked where they lie; only a good record is split off, one refcount per
-        // non-empty section and none for the header, the footer or empty sections.
-        let [fl, ml, dl] = lens;
-        let f = Footer::decode(self.footer, &self.buf[body + payload_len..total])?;
-        // COMPLETE first: an aborted message's payload is (partly) zeros and its CRCs
-        // are meaningless.
-        if !f.is_complete() {
-            self.buf.advance(total);
-            return Ok(Some(Record::Aborted(h)));
-        }
-        let check_data = self.verify_data_crc && f.flags & FOOTER_NOCRC == 0;
-        for (section, computed, carried, check) in [
-            ("front", folded.crc[0], f.front_crc, true),
-            ("middle", folded.crc[1], f.middle_crc, true),
-            ("data", folded.crc[2], f.data_crc, check_data),
-        ] {
-            if check && computed != carried {
-                return Err(RecvError::BadCrc {
-                    section,
-                    carried,
-                    computed,
-                });
-            }
-        }
-        self.buf.advance(body);
-        let front = split_section(&mut self.buf, fl);
-        let middle = split_section(&mut self.buf, ml);
-        let data = split_section(&mut self.buf, dl);
-        self.buf.advance(footer_len);
-        Ok(Some(Record::Message(Received {
-            header: h,
-            front,
-            middle,
-            data,
-        })))
-    }
-}
-
-/// The next `len` bytes of `buf` as their own `Bytes` (no copy; nothing for an empty
-/// section).
-fn split_section(buf: &mut BytesMut, len: usize) -> Bytes {
-    if len == 0 {
-        Bytes::new()
-    } else {
-        buf.split_to(len).freeze()
+        self.v1.next_record(&mut self.buf)
     }
 }

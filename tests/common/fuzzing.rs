@@ -137,6 +137,7 @@ pub fn decode(data: &[u8]) {
             middle: 64,
             data: 4096,
             eager_reserve: 1024,
+            ..Limits::default()
         }
     };
     let (splits, input) = rest.split_at(rest.len().min(8));
