@@ -24,9 +24,10 @@ usage:
       N µs after activity before sleeping (lower latency where waking is slow).
       On SIGINT/SIGTERM prints per-connection totals and a `total` line, exits 0.
   ceph-msgr mon-status ADDR [--json] [--timeout SECS] [--legacy-monmap] [--name NAME]
-      Connect to a Ceph monitor over msgr v1 (ADDR: v1:IP:PORT, IP:PORT, or an address
-      vector such as [v2:IP:3300,v1:IP:6789] from ceph.conf, whose v1 entry is used),
-      authenticate with auth none, subscribe to the monitor map and print the fsid, the
+      Connect to a Ceph monitor (ADDR: v2:IP:PORT or v1:IP:PORT for that protocol; a
+      bare IP:PORT tries msgr2 then v1 there, a bare IP v2 on 3300 then v1 on 6789; an
+      address vector such as [v2:IP:3300,v1:IP:6789] from ceph.conf tries its v2 entry
+      first), authenticate with auth none, subscribe to the monitor map and print the fsid, the
       monmap epoch, the monitors' addresses, the osdmap version, the negotiated features
       by name and the handshake and keepalive round-trip times. --legacy-monmap
       advertises the kernel-like feature set without MONNAMES/MONENC (legacy monmap

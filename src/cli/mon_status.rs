@@ -11,6 +11,7 @@ use ceph_msgr::mon::{
 };
 use ceph_msgr::shim::blocking::ConnectError;
 use ceph_msgr::wire::handshake::features;
+use ceph_msgr::Protocol;
 
 use super::Failure;
 
@@ -64,43 +65,64 @@ fn parse(args: &[String]) -> Result<Opts, Failure> {
             s => return Err(format!("unexpected argument `{s}`").into()),
         }
     }
-    o.addr = addr.ok_or("mon-status needs ADDR (v1:IP:PORT or IP:PORT)")?;
+    o.addr =
+        addr.ok_or("mon-status needs ADDR (v2:IP:PORT, v1:IP:PORT, IP[:PORT] or [v2:…,v1:…])")?;
     Ok(o)
 }
 
-/// Parses `v1:IP:PORT`, `IP:PORT`, `IP` (port 6789), `[v6]:PORT` or `HOST:PORT`, or an
-/// address vector as `ceph.conf` and `ceph mon dump` write it
-/// (`[v2:IP:PORT/0,v1:IP:PORT/0]`), whose v1 entry is taken.
-fn parse_addr(s: &str) -> Result<SocketAddr, Failure> {
+/// Where to try to reach the monitor, in order: `(protocol, address)`.
+///
+/// * `v2:IP:PORT` / `v1:IP:PORT` (a `/nonce` suffix is ignored): that protocol only;
+/// * an address vector as `ceph.conf` and `ceph mon dump` write it
+///   (`[v2:IP:3300/0,v1:IP:6789/0]`): its msgr2 entries first, then its v1 ones;
+/// * a bare `IP:PORT` or `HOST:PORT`: msgr2 there, then v1 there;
+/// * a bare `IP`: msgr2 on 3300, then v1 on 6789 (Ceph's default ports).
+fn parse_targets(s: &str) -> Result<Vec<(Protocol, SocketAddr)>, Failure> {
     if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
         if inner.contains("v1:") || inner.contains("v2:") {
-            let entries: Vec<&str> = inner.split(',').map(str::trim).collect();
-            return match entries.iter().find(|e| e.starts_with("v1:")) {
-                Some(v1) => parse_addr(v1),
-                None => parse_addr(entries[0]),
-            };
+            let mut out = Vec::new();
+            for want in ["v2:", "v1:"] {
+                for e in inner
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|e| e.starts_with(want))
+                {
+                    out.extend(parse_targets(e)?);
+                }
+            }
+            return Ok(out);
         }
     }
-    if let Some(rest) = s.strip_prefix("v2:") {
-        return Err(Failure::new(
-            EXIT_PROTOCOL,
-            format!(
-                "{rest}: msgr2 (v2:) addresses are not supported; give the monitor's v1 address"
-            ),
-        ));
+    let (only, rest) = if let Some(r) = s.strip_prefix("v2:") {
+        (Some(Protocol::V2), r)
+    } else if let Some(r) = s.strip_prefix("v1:") {
+        (Some(Protocol::V1), r)
+    } else {
+        (None, s)
+    };
+    let rest = rest.split('/').next().unwrap_or(rest); // drop a `/nonce`
+    let default_port = |p: Protocol| if p == Protocol::V2 { 3300 } else { 6789 };
+    let resolve = |text: &str| -> Option<SocketAddr> {
+        text.parse::<SocketAddr>()
+            .ok()
+            .or_else(|| text.to_socket_addrs().ok().and_then(|mut a| a.next()))
+    };
+    let bad = || -> Failure {
+        format!("bad address `{s}`: expected v2:IP:PORT, v1:IP:PORT, IP[:PORT] or [v2:…,v1:…]")
+            .into()
+    };
+    let protos = match only {
+        Some(p) => vec![p],
+        None => vec![Protocol::V2, Protocol::V1],
+    };
+    if let Ok(ip) = rest.parse::<std::net::IpAddr>() {
+        return Ok(protos
+            .into_iter()
+            .map(|p| (p, SocketAddr::new(ip, default_port(p))))
+            .collect());
     }
-    let s = s.strip_prefix("v1:").unwrap_or(s);
-    let s = s.split('/').next().unwrap_or(s); // drop a `/nonce`
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
-        return Ok(SocketAddr::new(ip, 6789));
-    }
-    s.to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| format!("bad address `{s}`: expected v1:IP:PORT or IP:PORT").into())
+    let a = resolve(rest).ok_or_else(bad)?;
+    Ok(protos.into_iter().map(|p| (p, a)).collect())
 }
 
 fn fail(e: MonError) -> Failure {
@@ -124,7 +146,19 @@ fn fail(e: MonError) -> Failure {
         MonError::Decode(_) | MonError::Queue(_) => EXIT_PROTOCOL,
         _ => EXIT_IO,
     };
+    let code = match &e {
+        MonError::Connect(ConnectError::Protocol(conn::Error::AuthMethodRefused { .. })) => {
+            EXIT_AUTH
+        }
+        _ => code,
+    };
     let hint = match &e {
+        MonError::Connect(ConnectError::Protocol(conn::Error::AuthMethodRefused {
+            allowed,
+            ..
+        })) if !allowed.contains(&1) => {
+            "; the monitor does not allow auth none (cephx is not supported yet)"
+        }
         // EOPNOTSUPP: the monitor allows no protocol we offered (auth none).
         MonError::AuthRejected { result: -95, .. } => {
             "; the monitor does not allow auth none (cephx is not supported yet)"
@@ -137,6 +171,7 @@ fn fail(e: MonError) -> Failure {
 /// What `mon-status` learned.
 struct Status {
     mon: SocketAddr,
+    protocol: Protocol,
     global_id: u64,
     monmap: MonMap,
     osdmap: u64,
@@ -151,24 +186,44 @@ struct Status {
 /// Runs the subcommand.
 pub fn run(args: &[String]) -> Result<(), Failure> {
     let o = parse(args)?;
-    let addr = parse_addr(&o.addr)?;
+    let targets = parse_targets(&o.addr)?;
     let started = Instant::now();
     let deadline = started + o.timeout;
     let left = || deadline.saturating_duration_since(Instant::now());
-    let cfg = MonClientConfig {
-        entity: o.entity.clone(),
-        features: if o.legacy {
-            features::KERNEL_LIKE
-        } else {
-            MON_CLIENT_FEATURES
-        },
-        connect_timeout: o.timeout,
-        ..MonClientConfig::default()
-    };
-    let mut c = MonClient::connect(addr, cfg).map_err(|e| {
+    let mut last = None;
+    let mut found = None;
+    for (protocol, addr) in targets {
+        let cfg = MonClientConfig {
+            entity: o.entity.clone(),
+            features: if o.legacy {
+                features::KERNEL_LIKE
+            } else {
+                MON_CLIENT_FEATURES
+            },
+            connect_timeout: left().max(Duration::from_millis(1)),
+            protocol,
+            ..MonClientConfig::default()
+        };
+        match MonClient::connect(addr, cfg) {
+            Ok(c) => {
+                found = Some((c, protocol, addr));
+                break;
+            }
+            // Out of time: no other target can do better.
+            Err(e @ MonError::Connect(ConnectError::Timeout)) => {
+                last = Some((e, protocol, addr));
+                break;
+            }
+            Err(e) => last = Some((e, protocol, addr)),
+        }
+    }
+    let Some((mut c, protocol, addr)) = found else {
+        let Some((e, protocol, addr)) = last else {
+            return Err(format!("`{}` names no address", o.addr).into());
+        };
         let f = fail(e);
-        Failure::new(f.code, format!("{addr}: {f}"))
-    })?;
+        return Err(Failure::new(f.code, format!("{protocol}:{addr}: {f}")));
+    };
     c.authenticate(left()).map_err(fail)?;
     c.subscribe(&[Subscription::persistent("monmap", 0)])
         .map_err(fail)?;
@@ -178,6 +233,7 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
     let conn = c.connection();
     let s = Status {
         mon: addr,
+        protocol,
         global_id: 0,
         monmap,
         osdmap: v.version,
@@ -212,7 +268,7 @@ fn ms(d: Option<Duration>) -> String {
 fn text(s: &Status) -> String {
     let mut t = String::new();
     let m = &s.monmap;
-    let _ = writeln!(t, "monitor        v1:{}", s.mon);
+    let _ = writeln!(t, "monitor        {}:{}", s.protocol, s.mon);
     let _ = writeln!(t, "fsid           {}", m.fsid);
     let _ = write!(t, "monmap epoch   {} (encoding v{}", m.epoch, m.encoding);
     if let Some(r) = m.min_mon_release {
@@ -303,7 +359,7 @@ fn json(s: &Status) -> String {
          \"mons\":[{}],\"osdmap_version\":{},\"osdmap_oldest\":{},\"global_id\":{},\
          \"features\":{},\"feature_names\":[{}],\"tcp_connect_ms\":{},\"handshake_ms\":{},\
          \"keepalive_rtt_ms\":{},\"total_ms\":{}}}",
-        js(&format!("v1:{}", s.mon)),
+        js(&format!("{}:{}", s.protocol, s.mon)),
         js(&m.fsid.to_string()),
         m.epoch,
         m.encoding,
@@ -329,17 +385,20 @@ mod tests {
 
     #[test]
     fn addresses() {
+        use Protocol::{V1, V2};
         let a: SocketAddr = "127.0.0.1:6789".parse().unwrap();
-        assert_eq!(parse_addr("v1:127.0.0.1:6789").unwrap(), a);
-        assert_eq!(parse_addr("127.0.0.1:6789").unwrap(), a);
-        assert_eq!(parse_addr("127.0.0.1").unwrap(), a);
-        assert_eq!(parse_addr("v1:127.0.0.1:6789/0").unwrap(), a);
-        assert_eq!(parse_addr("[::1]:6789").unwrap().port(), 6789);
+        let b: SocketAddr = "127.0.0.1:3300".parse().unwrap();
+        assert_eq!(parse_targets("v1:127.0.0.1:6789").unwrap(), [(V1, a)]);
+        assert_eq!(parse_targets("v1:127.0.0.1:6789/0").unwrap(), [(V1, a)]);
+        assert_eq!(parse_targets("v2:127.0.0.1:3300/0").unwrap(), [(V2, b)]);
+        assert_eq!(parse_targets("127.0.0.1:6789").unwrap(), [(V2, a), (V1, a)]);
+        assert_eq!(parse_targets("127.0.0.1").unwrap(), [(V2, b), (V1, a)]);
         assert_eq!(
-            parse_addr("v2:127.0.0.1:3300").unwrap_err().code,
-            EXIT_PROTOCOL
+            parse_targets("[v1:127.0.0.1:6789/0,v2:127.0.0.1:3300/0]").unwrap(),
+            [(V2, b), (V1, a)]
         );
-        assert!(parse_addr("not an address").is_err());
+        assert_eq!(parse_targets("[::1]:6789").unwrap()[0].1.port(), 6789);
+        assert!(parse_targets("not an address").is_err());
     }
 
     #[test]

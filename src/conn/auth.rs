@@ -3,11 +3,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::v2::control::AUTH_MODE_MON;
 use crate::wire::handshake::auth as proto;
 use crate::wire::{EntityName, EntityType};
-
-/// First byte of a msgr2 auth payload addressed to a monitor (`AUTH_MODE_MON`).
-pub const AUTH_MODE_MON: u8 = 10;
 
 /// A server's verdict on a client's authorizer.
 #[derive(Debug, Clone, PartialEq, Eq)]

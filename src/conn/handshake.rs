@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{Connection, Error, Event, Inner, PeerInfo, Phase, Verdict, MAX_AUTHORIZER_LEN};
+use crate::send::Protocol;
 use crate::wire::handshake::{
     self, features as feat, ClientHello, ConnectMsg, ConnectReply, EntityAddr, ServerHello,
     CLIENT_HELLO_LEN, CONNECT_LEN, CONNECT_LOSSY, CONNECT_REPLY_LEN, SEQ_LEN, SERVER_HELLO_LEN,
@@ -18,6 +19,22 @@ impl Connection {
     pub(super) fn start_server_transport(&mut self, peer_sock: SocketAddr) {
         self.rx.clear();
         self.peer_sock = Some(peer_sock);
+        if self.cfg.protocol == Protocol::V2 {
+            // Both protocols on one listener: the client speaks first in both, so wait
+            // for its banner before sending ours.
+            self.state = Inner::Handshake(Phase::DetectProtocol);
+            return;
+        }
+        self.v1_start_server();
+    }
+
+    /// Server: sends the v1 banner and our addresses; reads the client's.
+    pub(super) fn v1_start_server(&mut self) {
+        self.proto = Protocol::V1;
+        self.tx.set_protocol(Protocol::V1);
+        let Some(peer_sock) = self.peer_sock else {
+            return;
+        };
         let hello = ServerHello {
             addr: self.my_addr,
             peer_addr_for_me: EntityAddr::new(Some(peer_sock), 0),
@@ -116,6 +133,8 @@ impl Connection {
                 Ok(true)
             }
             Phase::AwaitSession(_) => Ok(false),
+            // msgr2 phases run in v2.rs.
+            _ => Ok(false),
         }
     }
 

@@ -30,6 +30,7 @@ pub mod auth;
 mod handshake;
 mod stream;
 mod types;
+mod v2;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -42,7 +43,7 @@ pub use auth::{AuthNone, Authorizer, Verdict};
 pub use types::{Config, Error, Event, OnAborted, PeerInfo, Role, State, Stats, TimeoutKind};
 
 use crate::recv::Receiver;
-use crate::send::{AdvanceError, Messenger, MsgId, QueueError, Revoked, Transmit};
+use crate::send::{AdvanceError, Messenger, MsgId, Protocol, QueueError, Revoked, Transmit};
 use crate::wire::handshake::{
     features as feat, ClientHello, ConnectMsg, EntityAddr, CLIENT_HELLO_LEN,
 };
@@ -62,10 +63,43 @@ enum Phase {
     ReadClientHello,
     /// Server: reading a connect message.
     ReadConnect,
+    /// Server (accepting both protocols): reading the client's banner to learn which.
+    DetectProtocol,
+    /// msgr2, both roles: banner sent; reading the peer's.
+    V2ReadBanner,
+    /// msgr2, both roles: HELLO sent; reading the peer's.
+    V2ReadHello,
+    /// msgr2 client: AUTH_REQUEST sent; reading AUTH_REPLY_MORE / AUTH_DONE.
+    V2ReadAuth,
+    /// msgr2 server: reading AUTH_REQUEST (or another one after AUTH_BAD_METHOD).
+    V2ReadAuthRequest,
+    /// msgr2, both roles: AUTH_SIGNATURE sent; reading the peer's.
+    V2ReadSignature,
+    /// msgr2 client: CLIENT_IDENT sent; reading SERVER_IDENT.
+    V2ReadServerIdent,
+    /// msgr2 server: reading CLIENT_IDENT.
+    V2ReadClientIdent,
     /// Server: the peer identified itself; the caller decides about the session.
     AwaitSession(ConnectMsg),
     /// Server: SEQ reply sent; reading the client's in_seq.
     ReadSeq,
+}
+
+impl Phase {
+    /// Whether the msgr2 handshake code runs this phase.
+    fn is_v2(&self) -> bool {
+        matches!(
+            self,
+            Self::DetectProtocol
+                | Self::V2ReadBanner
+                | Self::V2ReadHello
+                | Self::V2ReadAuth
+                | Self::V2ReadAuthRequest
+                | Self::V2ReadSignature
+                | Self::V2ReadServerIdent
+                | Self::V2ReadClientIdent
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +120,10 @@ pub struct Connection {
     auth: Box<dyn Authorizer>,
     tx: Messenger,
     rx: Receiver,
+    /// The msgr2 deframer over `rx`'s buffer (used while `proto` is v2).
+    v2rx: crate::recv::v2::Deframer,
+    /// The protocol of the current transport.
+    proto: Protocol,
     state: Inner,
     /// Client: the server we target; server: the peer once identified.
     peer_addr: EntityAddr,
@@ -100,6 +138,15 @@ pub struct Connection {
     connect_seq: u32,
     global_seq: u32,
     peer_global_seq: u32,
+    /// msgr2: the global id our auth got (client) or gave (server).
+    global_id: u64,
+    /// msgr2: the peer's gid from its IDENT frame (the `num` of its entity name).
+    peer_gid: i64,
+    /// msgr2: session cookies (0 for lossy sessions).
+    client_cookie: u64,
+    server_cookie: u64,
+    /// Mixed into fresh cookies.
+    cookie_counter: u64,
     /// Server: this object holds an established session (opened before).
     has_session: bool,
     /// Server: the peer restarted (connect_seq 0 against our session): reply READY.
@@ -136,8 +183,13 @@ impl fmt::Debug for Connection {
 
 impl Connection {
     fn new(role: Role, cfg: Config, peer_addr: EntityAddr, peer_type: EntityType) -> Self {
-        let mut tx = Messenger::new(cfg.name, cfg.features);
+        let proto = match role {
+            Role::Client => cfg.protocol,
+            Role::Server => Protocol::V1,
+        };
+        let mut tx = Messenger::with_protocol(proto, cfg.name, cfg.features);
         tx.set_hold(true);
+        let v2rx = crate::recv::v2::Deframer::new(cfg.limits);
         let rx = Receiver::new(FooterKind::for_features(cfg.features), cfg.limits);
         let my_addr = EntityAddr::new(
             Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)),
@@ -153,6 +205,8 @@ impl Connection {
             cfg,
             tx,
             rx,
+            v2rx,
+            proto,
             state: Inner::Connecting,
             peer_addr,
             peer_type,
@@ -164,6 +218,11 @@ impl Connection {
             connect_seq: 0,
             global_seq: 0,
             peer_global_seq: 0,
+            global_id: 0,
+            peer_gid: 0,
+            client_cookie: 0,
+            server_cookie: 0,
+            cookie_counter: 0,
             has_session: false,
             reset_from_peer: false,
             peer_lossy: false,
@@ -326,7 +385,7 @@ impl Connection {
             return;
         }
         self.stats.keepalives += 1;
-        if self.features & feat::MSGR_KEEPALIVE2 != 0 {
+        if self.proto == Protocol::V2 || self.features & feat::MSGR_KEEPALIVE2 != 0 {
             let stamp = self.stamp(now);
             self.keepalive_sent = Some((stamp, now));
             self.tx.push_control(Control::Keepalive2(stamp));
@@ -340,8 +399,12 @@ impl Connection {
         match self.state {
             Inner::Open => {
                 self.tx.set_hold(true);
+                // msgr2 has no CLOSE frame: the transport just ends.
                 self.tx.push_control(Control::Close);
                 self.state = Inner::Closing;
+                if !self.tx.wants_write() {
+                    self.finish_closed(None);
+                }
             }
             Inner::Closed | Inner::Closing => {}
             _ => self.finish_closed(None),
@@ -358,6 +421,10 @@ impl Connection {
         }
         self.rx.clear();
         self.tx.set_hold(true);
+        if self.proto == Protocol::V2 {
+            self.v2_start_client();
+            return;
+        }
         let mut hello = BytesMut::with_capacity(CLIENT_HELLO_LEN);
         hello.put_slice(&ClientHello { addr: self.my_addr }.encode());
         self.tx.push_raw(hello.freeze());
@@ -461,6 +528,7 @@ impl Connection {
         }
         if matches!(self.state, Inner::Open) && self.in_seq > self.in_seq_acked {
             self.tx.push_ack(self.in_seq);
+            self.tx.set_piggyback_ack(self.in_seq);
             self.in_seq_acked = self.in_seq;
         }
     }

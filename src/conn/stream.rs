@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use super::{later, Connection, Error, Event, Inner, OnAborted, Phase, Role};
-use crate::recv::Record;
+use crate::recv::{Received, Record};
+use crate::send::Protocol;
 use crate::wire::{Control, FooterKind};
 
 impl Connection {
@@ -23,8 +24,13 @@ impl Connection {
                 Inner::Handshake(Phase::AwaitSession(_)) => false,
                 Inner::Handshake(p) => {
                     let p = p.clone();
-                    self.handshake_step(now, p)?
+                    if p.is_v2() {
+                        self.v2_handshake_step(now, p)?
+                    } else {
+                        self.handshake_step(now, p)?
+                    }
                 }
+                Inner::Open if self.proto == Protocol::V2 => self.v2_open_step(now)?,
                 Inner::Open => self.open_step(now)?,
                 _ => false,
             };
@@ -83,34 +89,7 @@ impl Connection {
             return Ok(false);
         };
         match rec {
-            Record::Message(m) => {
-                let seq = m.header.seq;
-                let expected = self.in_seq.saturating_add(1);
-                if seq < expected {
-                    self.stats.dups_in += 1;
-                    self.events.push_back(Event::OutOfSequence {
-                        seq,
-                        expected,
-                        duplicate: true,
-                    });
-                    return Ok(true);
-                }
-                if seq > expected {
-                    if self.cfg.strict_seq {
-                        return Err(Error::SeqGap { got: seq, expected });
-                    }
-                    self.stats.gaps_in += 1;
-                    self.events.push_back(Event::OutOfSequence {
-                        seq,
-                        expected,
-                        duplicate: false,
-                    });
-                }
-                self.in_seq = seq;
-                self.stats.msgs_in += 1;
-                self.stats.bytes_in += m.header.payload_len();
-                self.events.push_back(Event::Message(m));
-            }
+            Record::Message(m) => self.deliver(m)?,
             Record::Aborted(h) => {
                 self.stats.aborted_in += 1;
                 if self.cfg.on_aborted == OnAborted::Fault {
@@ -140,6 +119,38 @@ impl Connection {
             }
         }
         Ok(true)
+    }
+
+    /// Applies the seq rules to an incoming message (both protocols): a duplicate is
+    /// dropped, a gap is accepted unless `strict_seq`, and the message is delivered.
+    pub(super) fn deliver(&mut self, m: Received) -> Result<(), Error> {
+        let seq = m.header.seq;
+        let expected = self.in_seq.saturating_add(1);
+        if seq < expected {
+            self.stats.dups_in += 1;
+            self.events.push_back(Event::OutOfSequence {
+                seq,
+                expected,
+                duplicate: true,
+            });
+            return Ok(());
+        }
+        if seq > expected {
+            if self.cfg.strict_seq {
+                return Err(Error::SeqGap { got: seq, expected });
+            }
+            self.stats.gaps_in += 1;
+            self.events.push_back(Event::OutOfSequence {
+                seq,
+                expected,
+                duplicate: false,
+            });
+        }
+        self.in_seq = seq;
+        self.stats.msgs_in += 1;
+        self.stats.bytes_in += m.header.payload_len();
+        self.events.push_back(Event::Message(m));
+        Ok(())
     }
 
     pub(super) fn fault(&mut self, now: Instant, error: Error) {

@@ -76,8 +76,9 @@ pub struct Config {
     /// in flight or awaiting acknowledgement) carry this many payload bytes or would with
     /// it. A message is always accepted when nothing is held. `None`: no limit.
     pub max_queued_bytes: Option<u64>,
-    /// Client: the protocol to speak (msgr v1 or msgr2.1 crc mode). A server learns it
-    /// from the client's banner and ignores this.
+    /// Client: the protocol to speak (msgr v1 or msgr2.1 crc mode). Server: `V1` sends
+    /// the v1 banner at once and speaks v1 only; `V2` waits for the client's banner and
+    /// speaks whichever protocol it shows, so one listener serves both.
     pub protocol: crate::send::Protocol,
 }
 
@@ -214,6 +215,28 @@ pub enum Error {
     /// A wait on the peer ran out (injected time: see [`Config::handshake_timeout`] and
     /// [`Config::peer_timeout`]).
     Timeout(TimeoutKind),
+    /// msgr2: the peer's banner is not a msgr2 banner we can speak with (a v1 peer, or
+    /// missing / unsupported msgr2 features).
+    Banner(crate::v2::frame::FrameError),
+    /// msgr2: the stream broke framing or integrity (preamble or segment CRC, segment
+    /// count, lengths past [`Config::limits`], unknown tag, bad late_status).
+    Frame(crate::recv::v2::DeframeError),
+    /// msgr2: a control frame's payload did not decode.
+    Control(crate::v2::control::ControlError),
+    /// msgr2: a frame that is not valid in the current state (e.g. a MESSAGE during the
+    /// handshake, or SERVER_IDENT once open).
+    UnexpectedFrame(crate::v2::frame::Tag),
+    /// msgr2: the server refused our auth method (AUTH_BAD_METHOD).
+    AuthMethodRefused {
+        /// The method we asked for (1 none, 2 cephx).
+        method: u32,
+        /// The server's result (a negative errno).
+        result: i32,
+        /// Methods the server allows.
+        allowed: Vec<u32>,
+    },
+    /// msgr2: the server picked a connection mode we did not offer (2 is secure mode).
+    UnsupportedConMode(u32),
 }
 
 impl fmt::Display for Error {
@@ -239,11 +262,35 @@ impl fmt::Display for Error {
             Self::PeerClosed => f.write_str("peer closed the connection"),
             Self::UnexpectedInput => f.write_str("unexpected input"),
             Self::Timeout(k) => write!(f, "timeout: {k}"),
+            Self::Banner(e) => write!(f, "msgr2 banner: {e}"),
+            Self::Frame(e) => write!(f, "bad msgr2 frame: {e}"),
+            Self::Control(e) => write!(f, "{e}"),
+            Self::UnexpectedFrame(t) => write!(f, "unexpected {} frame", t.name()),
+            Self::AuthMethodRefused {
+                method,
+                result,
+                allowed,
+            } => write!(
+                f,
+                "the server refused auth method {method} (result {result}); it allows {allowed:?}"
+            ),
+            Self::UnsupportedConMode(m) => write!(f, "the server chose connection mode {m}"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Recv(e) => Some(e),
+            Self::Handshake(e) => Some(e),
+            Self::Banner(e) => Some(e),
+            Self::Frame(e) => Some(e),
+            Self::Control(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Who the peer says it is, reported by [`Event::PeerIdentified`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use super::monmap::MonMap;
 use super::{msg_type, MonDecodeError, MON_CLIENT_FEATURES};
 use crate::conn::{self, Config, Event, State};
 use crate::recv::Received;
-use crate::send::{MsgId, QueueError};
+use crate::send::{MsgId, Protocol, QueueError};
 use crate::shim::blocking::{BlockingConnection, ConnectError, WaitError};
 use crate::wire::handshake::auth as auth_proto;
 use crate::wire::{EntityName, EntityType};
@@ -36,6 +36,9 @@ pub struct MonClientConfig {
     pub nonce: u32,
     /// The hostname sent in subscriptions.
     pub hostname: String,
+    /// The protocol to speak. Over msgr2 the monitor authenticates the client in the
+    /// handshake (AUTH_REQUEST / AUTH_DONE), so no `MAuth` message is exchanged.
+    pub protocol: Protocol,
 }
 
 impl Default for MonClientConfig {
@@ -47,6 +50,7 @@ impl Default for MonClientConfig {
             connect_timeout: Duration::from_secs(5),
             nonce: default_nonce(),
             hostname: "ceph-msgr".to_owned(),
+            protocol: Protocol::V1,
         }
     }
 }
@@ -184,6 +188,8 @@ impl MonClient {
         c.features = cfg.features;
         c.lossy = cfg.lossy;
         c.nonce = cfg.nonce;
+        c.protocol = cfg.protocol;
+        c.handshake_timeout = Some(cfg.connect_timeout);
         c.backoff_initial = Duration::from_millis(50);
         c.backoff_max = Duration::from_secs(2);
         let conn = BlockingConnection::connect(c, addr, EntityType::Mon, cfg.connect_timeout)?;
@@ -210,10 +216,19 @@ impl MonClient {
     }
 
     /// Authenticates with auth none: sends the `MAuth` hello and waits for the reply. On
-    /// success the connection's entity name becomes `client.<global_id>`.
+    /// success the connection's entity name becomes `client.<global_id>`. Over msgr2 the
+    /// handshake already authenticated the session: this records the global id the
+    /// monitor gave in AUTH_DONE.
     pub fn authenticate(&mut self, timeout: Duration) -> Result<&AuthReply, MonError> {
         self.authenticated = false;
         self.auth = None;
+        if self.cfg.protocol == Protocol::V2 {
+            self.wait_until(timeout, "the msgr2 session", |c| {
+                (c.conn.connection().state() == State::Open).then_some(Ok(()))
+            })?;
+            self.adopt_v2_auth();
+            return Ok(self.auth.as_ref().expect("set by adopt_v2_auth"));
+        }
         let id = self.conn.send(self.hello())?;
         self.auth_id = Some(id);
         self.wait_until(timeout, "the MAuthReply", |c| {
@@ -386,6 +401,9 @@ impl MonClient {
     fn handle(&mut self, ev: Event) -> Result<(), MonError> {
         match ev {
             Event::Message(m) => self.on_message(m)?,
+            Event::Opened { .. } if self.cfg.protocol == Protocol::V2 && self.sessions > 0 => {
+                self.adopt_v2_auth();
+            }
             Event::Fault { .. } => {
                 self.faults += 1;
                 if self.conn.connection().state() != State::Closed {
@@ -441,12 +459,33 @@ impl MonClient {
         Ok(())
     }
 
+    /// msgr2: the session the handshake opened is authenticated; record its global id.
+    fn adopt_v2_auth(&mut self) {
+        let global_id = self.conn.connection().global_id();
+        self.global_id = global_id;
+        self.authenticated = true;
+        self.sessions += 1;
+        self.auth = Some(AuthReply {
+            protocol: auth_proto::NONE,
+            result: 0,
+            global_id,
+            result_bl: bytes::Bytes::new(),
+            message: String::new(),
+        });
+    }
+
     /// After a fault on a lossless connection: the monitor forgot the session, so the next
     /// one must authenticate first. Nothing is on a transport now (the connection waits
     /// out its backoff), so revoking the held requests puts no byte on the wire.
     fn prepare_new_session(&mut self) -> Result<(), MonError> {
         if self.sessions == 0 && self.auth_id.is_none() {
             return Ok(()); // never authenticated: nothing to redo
+        }
+        if self.cfg.protocol == Protocol::V2 {
+            // The next handshake authenticates again; the held requests stay queued and
+            // go out on the new session.
+            self.authenticated = false;
+            return Ok(());
         }
         self.authenticated = false;
         if let Some(id) = self.auth_id.take() {

@@ -298,6 +298,7 @@ impl BlockingConnection {
             },
             conn::Error::PeerClosed => ConnectError::Closed("peer sent CLOSE".to_owned()),
             conn::Error::AuthFailed => ConnectError::AuthFailed,
+            conn::Error::Timeout(_) => ConnectError::Timeout,
             conn::Error::MissingFeatures { missing } => ConnectError::MissingFeatures { missing },
             other => ConnectError::Protocol(other),
         }

@@ -300,12 +300,19 @@ impl Banner {
         b
     }
 
-    /// Decodes a banner (the prefix is checked first, so a v1 peer is `BadBanner`).
-    pub fn decode(buf: &[u8]) -> Result<Self, FrameError> {
+    /// Checks what has arrived of a banner against the msgr2 prefix, so a v1 peer (whose
+    /// banner is `ceph v027`) is told apart before 26 bytes are in.
+    pub fn check_prefix(buf: &[u8]) -> Result<(), FrameError> {
         let n = buf.len().min(BANNER_PREFIX.len());
         if buf[..n] != BANNER_PREFIX[..n] {
             return Err(FrameError::BadBanner);
         }
+        Ok(())
+    }
+
+    /// Decodes a banner (the prefix is checked first, so a v1 peer is `BadBanner`).
+    pub fn decode(buf: &[u8]) -> Result<Self, FrameError> {
+        Self::check_prefix(buf)?;
         need(buf, BANNER_LEN, "banner")?;
         let len = le16(buf, 8);
         if len != 16 {
