@@ -2,7 +2,7 @@
 # ceph-lab.sh — a real Ceph monitor on loopback, for interop tests and CI.
 #
 #   scripts/ceph-lab.sh install [--tshark]
-#   scripts/ceph-lab.sh start [--v2] [--port N] [--v2-port N] [DIR]
+#   scripts/ceph-lab.sh start [--v2 | --v2-only] [--port N] [--v2-port N] [DIR]
 #   scripts/ceph-lab.sh status DIR
 #   scripts/ceph-lab.sh stop DIR
 #   scripts/ceph-lab.sh capture DIR OUT.pcapng [-- CMD ARGS...]
@@ -29,7 +29,7 @@ log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 usage() {
   cat >&2 <<EOF
 usage: $PROG install [--tshark]
-       $PROG start [--v2] [--port N] [--v2-port N] [DIR]
+       $PROG start [--v2 | --v2-only] [--port N] [--v2-port N] [DIR]
        $PROG status DIR
        $PROG stop DIR
        $PROG capture DIR OUT.pcapng [-- CMD ARGS...]
@@ -37,7 +37,8 @@ usage: $PROG install [--tshark]
 install   apt-get install ceph-mon ceph-common (and tshark with --tshark), only if missing
 start     create DIR (default: mktemp -d), write ceph.conf, mkfs and start mon.a on
           127.0.0.1 (v1 port 6789 unless busy or --port; v2 port 3300 with --v2), wait
-          until it answers, print CEPH_LAB_* lines for eval
+          until it answers, print CEPH_LAB_* lines for eval; --v2-only binds msgr2 alone
+          (ms_bind_msgr1 = false; CEPH_LAB_MON is then the v2 address)
 status    ceph mon dump -f json against the lab in DIR
 stop      SIGTERM (then SIGKILL) the lab's mon and remove DIR
 capture   record loopback traffic to the lab's mon ports into OUT while CMD runs
@@ -179,8 +180,8 @@ kill_mon() {
   return 1
 }
 
-write_conf() { # dir fsid mon_host bind_v2
-  local dir=$1 fsid=$2 mon_host=$3 v2=$4
+write_conf() { # dir fsid mon_host bind_v2 [bind_v1]
+  local dir=$1 fsid=$2 mon_host=$3 v2=$4 v1=${5:-true}
   cat >"$dir/ceph.conf" <<EOF
 $MARKER
 [global]
@@ -191,7 +192,7 @@ public_network = 127.0.0.0/8
 auth_cluster_required = none
 auth_service_required = none
 auth_client_required = none
-ms_bind_msgr1 = true
+ms_bind_msgr1 = $v1
 ms_bind_msgr2 = $v2
 ms_bind_ipv6 = false
 run_dir = $dir/run
@@ -221,6 +222,9 @@ print_log_tail() {
   done
 }
 
+# `start --v2-only`: bind msgr2 alone.
+V2_ONLY=0
+
 # State for the failure trap of `start`.
 START_DIR="" START_CREATED=0 START_DONE=0
 
@@ -244,7 +248,10 @@ start_once() { # dir port v2port(or "")
   local dir=$1 port=$2 v2port=$3 fsid mon_host addrv pid t_end left out
   fsid=$(new_fsid)
   [[ -n $fsid ]] || { log "could not make an fsid"; return 1; }
-  if [[ -n $v2port ]]; then
+  if [[ -n $v2port && $V2_ONLY -eq 1 ]]; then
+    addrv="[v2:127.0.0.1:$v2port]"
+    mon_host=$addrv
+  elif [[ -n $v2port ]]; then
     addrv="[v2:127.0.0.1:$v2port,v1:127.0.0.1:$port]"
     mon_host=$addrv
   else
@@ -254,6 +261,7 @@ start_once() { # dir port v2port(or "")
   rm -rf -- "$dir/mon-a" "$dir/run" "$dir"/*.log "$dir"/*.pid "$dir/monmap"
   mkdir -p "$dir/run" || return 1
   write_conf "$dir" "$fsid" "$mon_host" "$([[ -n $v2port ]] && echo true || echo false)" \
+    "$([[ $V2_ONLY -eq 1 ]] && echo false || echo true)" \
     || { log "could not write $dir/ceph.conf"; return 1; }
 
   timeout 30 monmaptool --create --fsid "$fsid" --addv a "$addrv" "$dir/monmap" \
@@ -296,6 +304,7 @@ cmd_start() {
   while [[ $# -gt 0 ]]; do
     case $1 in
       --v2) v2=1; shift ;;
+      --v2-only) v2=1; V2_ONLY=1; shift ;;
       --port) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--port needs a number"; port=$2; port_fixed=1; shift 2 ;;
       --port=*) port=${1#*=}; port_fixed=1; shift ;;
       --v2-port) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--v2-port needs a number"; v2port=$2; v2=1; shift 2 ;;
@@ -356,6 +365,7 @@ cmd_start() {
   done
 
   mon="v1:127.0.0.1:$port"
+  [[ $V2_ONLY -eq 1 ]] && mon="v2:127.0.0.1:$v2port"
   {
     printf 'CEPH_LAB_DIR=%q\n' "$dir"
     printf 'CEPH_LAB_CONF=%q\n' "$dir/ceph.conf"

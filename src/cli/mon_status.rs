@@ -305,7 +305,7 @@ fn text(s: &Status) -> String {
     let _ = writeln!(t, "tcp connect    {}", ms(s.tcp_connect));
     let _ = writeln!(
         t,
-        "handshake      {} (TCP up to session open: 2 round trips)",
+        "handshake      {} (TCP up to session open)",
         ms(s.handshake)
     );
     let _ = writeln!(t, "keepalive rtt  {}", ms(s.keepalive_rtt));

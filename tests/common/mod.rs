@@ -3,6 +3,7 @@ pub mod drive;
 pub mod fuzzing;
 #[cfg(not(fuzzing))]
 pub mod gen;
+pub mod lab;
 pub mod oracle;
 pub mod pair;
 pub mod sim;
