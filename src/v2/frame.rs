@@ -7,7 +7,7 @@
 //!
 //! The preamble's CRC is `crc32c(0, first 28 bytes)`; segment CRCs are
 //! `crc32c(0xFFFF_FFFF, segment)`, both in Ceph's raw convention
-//! ([`ceph_crc32c`](crate::wire::ceph_crc32c)). Segment 0's CRC follows it inline only
+//! ([`ceph_crc32c`]). Segment 0's CRC follows it inline only
 //! when it is non-empty; the epilogue exists only when `nseg > 1`.
 
 use std::fmt;
