@@ -40,12 +40,15 @@ fn refused() {
     let (code, line) = outcome(&mon_status(&[&format!("v1:127.0.0.1:{port}")]));
     assert_eq!(code, 2, "{line}");
     assert!(
-        line.starts_with(&format!("ceph-msgr: 127.0.0.1:{port}: connection refused")),
+        line.starts_with(&format!(
+            "ceph-msgr: v1:127.0.0.1:{port}: connection refused"
+        )),
         "{line}"
     );
-    // An address vector as ceph.conf writes it: its v1 entry is the one dialled.
+    // An address vector as ceph.conf writes it: its v2 entry first, then its v1 entry;
+    // the last refusal is the one reported.
     let (code, line) = outcome(&mon_status(&[&format!(
-        "[v2:127.0.0.1:3300/0,v1:127.0.0.1:{port}/0]"
+        "[v2:127.0.0.1:{port}/0,v1:127.0.0.1:{port}/0]"
     )]));
     assert_eq!(code, 2, "{line}");
     assert!(
@@ -61,7 +64,8 @@ fn timeout() {
     let t = Instant::now();
     let (code, line) = outcome(&mon_status(&[&addr, "--timeout", "0.5"]));
     assert_eq!(code, 4, "{line}");
-    assert_eq!(line, format!("ceph-msgr: {addr}: timed out"));
+    // A bare address tries msgr2 first; a peer that never answers is the answer.
+    assert_eq!(line, format!("ceph-msgr: v2:{addr}: timed out"));
     assert!(t.elapsed() < Duration::from_secs(5));
 }
 
@@ -81,27 +85,34 @@ fn closed_during_the_handshake() {
 }
 
 #[test]
-fn msgr2_port_and_v2_address_are_protocol_errors() {
+fn a_msgr2_peer_without_revision_1_is_a_protocol_error() {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let h = std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
+        // A msgr2 banner that supports nothing: not msgr2.1.
         let mut banner = b"ceph v2\n\x10\x00".to_vec();
         banner.extend_from_slice(&[0u8; 16]);
         s.write_all(&banner).unwrap();
         let mut b = [0u8; 512];
         let _ = s.read(&mut b);
     });
-    let (code, line) = outcome(&mon_status(&[&addr]));
+    let (code, line) = outcome(&mon_status(&[&format!("v2:{addr}")]));
     h.join().unwrap();
     assert_eq!(code, 6, "{line}");
     assert!(line.contains("msgr2"), "{line}");
+}
 
-    for v2_only in ["v2:127.0.0.1:3300", "[v2:127.0.0.1:3300/0]"] {
-        let (code, line) = outcome(&mon_status(&[v2_only]));
-        assert_eq!(code, 6, "{line}");
-        assert!(line.contains("msgr2"), "{line}");
-    }
+#[test]
+fn a_bare_address_falls_back_to_v1_when_the_peer_speaks_v1() {
+    // A v1-only monitor that refuses the MAuth: the msgr2 attempt sees its `ceph v027`
+    // banner, the second connection speaks v1 and gets as far as v1 authentication (msgr2
+    // has no MAuth), which the fake refuses.
+    let (addr, h) = fake_mon_times(2, refuse_auth);
+    let (code, line) = outcome(&mon_status(&[&addr, "--timeout", "5"]));
+    h.join().unwrap();
+    assert_eq!(code, 5, "{line}");
+    assert!(line.contains("client.admin may not log in"), "{line}");
 }
 
 #[test]
@@ -146,7 +157,11 @@ type OnAuth = fn(&mut Connection, &mut TcpStream);
 
 /// A fake monitor built on the core that refuses every MAuth with -EACCES.
 fn refusing_mon() -> (String, JoinHandle<()>) {
-    fake_mon(|c, _| {
+    fake_mon(refuse_auth)
+}
+
+fn refuse_auth(c: &mut Connection, _: &mut TcpStream) {
+    {
         // MAuthReply: protocol 1, result -13, global_id 0, no blob, message.
         let mut f = BytesMut::new();
         f.put_u32_le(1);
@@ -157,14 +172,28 @@ fn refusing_mon() -> (String, JoinHandle<()>) {
         f.put_u32_le(msg.len() as u32);
         f.put_slice(msg);
         c.send(Message::new(18).with_front(f.freeze())).unwrap();
-    })
+    }
 }
 
 /// A fake monitor: the real handshake, then `on_auth` when the MAuth arrives.
 fn fake_mon(on_auth: OnAuth) -> (String, JoinHandle<()>) {
+    fake_mon_times(1, on_auth)
+}
+
+/// A fake v1 monitor that serves `times` connections, one after the other.
+fn fake_mon_times(times: usize, on_auth: OnAuth) -> (String, JoinHandle<()>) {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let addr = l.local_addr().unwrap();
     let h = std::thread::spawn(move || {
+        for _ in 0..times {
+            serve_one(&l, addr, on_auth);
+        }
+    });
+    (addr.to_string(), h)
+}
+
+fn serve_one(l: &TcpListener, addr: std::net::SocketAddr, on_auth: OnAuth) {
+    {
         let (mut s, peer) = l.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut c = Connection::server(
@@ -191,8 +220,7 @@ fn fake_mon(on_auth: OnAuth) -> (String, JoinHandle<()>) {
                 Ok(n) => c.handle_input(Instant::now(), &buf[..n]),
             }
         }
-    });
-    (addr.to_string(), h)
+    }
 }
 
 fn flush(c: &mut Connection, s: &mut TcpStream) {
@@ -233,7 +261,7 @@ fn garbage_after_the_handshake_is_a_protocol_error() {
         flush(c, s);
         s.write_all(&[0xee]).unwrap(); // no such tag
     });
-    let (code, line) = outcome(&mon_status(&[&addr, "--timeout", "5"]));
+    let (code, line) = outcome(&mon_status(&[&format!("v1:{addr}"), "--timeout", "5"]));
     h.join().unwrap();
     assert_eq!(code, 6, "{line}");
     assert!(line.contains("tag"), "{line}");

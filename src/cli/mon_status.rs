@@ -10,6 +10,7 @@ use ceph_msgr::mon::{
     MonClient, MonClientConfig, MonError, MonMap, Subscription, MON_CLIENT_FEATURES,
 };
 use ceph_msgr::shim::blocking::ConnectError;
+use ceph_msgr::v2::FrameError;
 use ceph_msgr::wire::handshake::features;
 use ceph_msgr::Protocol;
 
@@ -209,12 +210,18 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
                 found = Some((c, protocol, addr));
                 break;
             }
-            // Out of time: no other target can do better.
-            Err(e @ MonError::Connect(ConnectError::Timeout)) => {
+            // Nothing listens there, or the peer speaks v1 (its banner is `ceph v027`):
+            // the next target may do better. Anything else is the answer.
+            Err(
+                e @ MonError::Connect(
+                    ConnectError::Refused(_)
+                    | ConnectError::Protocol(conn::Error::Banner(FrameError::BadBanner)),
+                ),
+            ) => last = Some((e, protocol, addr)),
+            Err(e) => {
                 last = Some((e, protocol, addr));
                 break;
             }
-            Err(e) => last = Some((e, protocol, addr)),
         }
     }
     let Some((mut c, protocol, addr)) = found else {

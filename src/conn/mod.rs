@@ -34,6 +34,7 @@ mod v2;
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::io::IoSlice;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,25 @@ use crate::wire::handshake::{
 };
 use crate::wire::{Control, EntityName, EntityType, FooterKind, Timespec};
 use crate::Message;
+
+/// Slices [`Connection::write_with`] offers to one write.
+const WRITE_SLICES: usize = 64;
+
+/// What one [`Connection::write_with`] step did.
+#[derive(Debug)]
+#[must_use = "a failed transport must be closed by the driver"]
+#[non_exhaustive]
+pub enum WriteStep {
+    /// The transport took this many bytes.
+    Wrote(usize),
+    /// Nothing to write now.
+    Idle,
+    /// The transport would block: wait until it is writable.
+    Blocked,
+    /// The transport failed (the session already knows: close the transport and handle
+    /// the events).
+    Failed(std::io::Error),
+}
 
 /// Largest authorizer (or authorizer reply) accepted in a handshake.
 pub const MAX_AUTHORIZER_LEN: u32 = 64 * 1024;
@@ -536,6 +556,81 @@ impl Connection {
     /// Describes the next bytes to write; see [`Messenger::poll_transmit`].
     pub fn poll_transmit(&mut self) -> Transmit<'_> {
         self.tx.poll_transmit()
+    }
+
+    /// The write step, for every driver: offers the bytes to write (at most `max`) as
+    /// slices to `write` — one `write_vectored`-like call on the transport — and accounts
+    /// for what it took. An interrupted call is retried. A transport that fails, takes no
+    /// bytes of a non-empty offer, or claims more than it was offered is reported to the
+    /// session ([`transport_failed`](Self::transport_failed)) and comes back as
+    /// [`WriteStep::Failed`]; `WouldBlock` is [`WriteStep::Blocked`]. Call it while
+    /// [`wants_write`](Self::wants_write).
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use std::io::Write;
+    /// # use ceph_msgr::{Config, Connection, EntityName, EntityType};
+    /// # use ceph_msgr::conn::WriteStep;
+    /// let mut conn = Connection::client(
+    ///     Config::client(EntityName::client(1)),
+    ///     "127.0.0.1:6789".parse().unwrap(),
+    ///     EntityType::Mon,
+    /// );
+    /// conn.transport_connected(Instant::now());
+    /// let mut socket: Vec<u8> = Vec::new(); // stands in for a TcpStream
+    /// while conn.wants_write() {
+    ///     match conn.write_with(Instant::now(), usize::MAX, |s| socket.write_vectored(s)) {
+    ///         WriteStep::Wrote(_) => {}
+    ///         WriteStep::Blocked | WriteStep::Idle => break, // wait for writability
+    ///         WriteStep::Failed(e) => panic!("{e}"),
+    ///     }
+    /// }
+    /// assert!(socket.starts_with(b"ceph v027"));
+    /// ```
+    pub fn write_with<W>(&mut self, now: Instant, max: usize, mut write: W) -> WriteStep
+    where
+        W: FnMut(&[IoSlice<'_>]) -> std::io::Result<usize>,
+    {
+        loop {
+            let result = {
+                let t = self.tx.poll_transmit();
+                let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+                let k = t.fill(&mut slices);
+                // Cut the offer down to `max` bytes.
+                let mut cut = [IoSlice::new(&[]); WRITE_SLICES];
+                let mut room = max;
+                let mut used = 0;
+                for s in &slices[..k] {
+                    if room == 0 {
+                        break;
+                    }
+                    let n = s.len().min(room);
+                    cut[used] = IoSlice::new(&s[..n]);
+                    room -= n;
+                    used += 1;
+                }
+                if used == 0 {
+                    return WriteStep::Idle;
+                }
+                write(&cut[..used])
+            };
+            let failure = match result {
+                Ok(0) => "the transport accepted no bytes".to_owned(),
+                Ok(n) => match self.advance(n) {
+                    Ok(()) => return WriteStep::Wrote(n),
+                    Err(e) => format!("the transport claimed {e}"),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return WriteStep::Blocked,
+                Err(e) => {
+                    let reason = format!("write: {e}");
+                    self.transport_failed(now, &reason);
+                    return WriteStep::Failed(e);
+                }
+            };
+            self.transport_failed(now, &failure);
+            return WriteStep::Failed(std::io::Error::new(std::io::ErrorKind::WriteZero, failure));
+        }
     }
 
     /// Reports bytes written; see [`Messenger::advance`].

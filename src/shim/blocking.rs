@@ -43,9 +43,10 @@
 //! the core resumes the session. [`Event::Fault`] is still reported so the caller knows.
 #![forbid(unsafe_code)]
 
+use crate::conn::WriteStep;
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
@@ -58,8 +59,6 @@ use crate::Message;
 
 /// Bytes one read of the reader thread asks for.
 const READ_CHUNK: usize = 64 * 1024;
-/// Slices handed to one `write_vectored` call.
-const WRITE_SLICES: usize = 64;
 /// Shortest timeout handed to the socket (zero means "forever" to std).
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
@@ -582,48 +581,24 @@ impl BlockingConnection {
             }
             t.write_timeout = Some(wait);
         }
-        let result = {
-            let tx = self.conn.poll_transmit();
-            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-            let k = tx.fill(&mut slices);
-            // Cut the offer down to `limit` bytes.
-            let mut cut = [IoSlice::new(&[]); WRITE_SLICES];
-            let mut room = limit;
-            let mut used = 0;
-            for s in &slices[..k] {
-                if room == 0 {
-                    break;
-                }
-                let n = s.len().min(room);
-                cut[used] = IoSlice::new(&s[..n]);
-                room -= n;
-                used += 1;
-            }
-            t.stream.write_vectored(&cut[..used])
-        };
-        match result {
-            Ok(n) => {
+        let stream = &mut t.stream;
+        // The socket's write timeout is our deadline: a timed-out write wrote nothing.
+        let step = self.conn.write_with(Instant::now(), limit, |s| {
+            stream.write_vectored(s).map_err(|e| match e.kind() {
+                io::ErrorKind::TimedOut => io::ErrorKind::WouldBlock.into(),
+                _ => e,
+            })
+        });
+        match step {
+            WriteStep::Wrote(n) => {
                 self.stats.bytes_out += n as u64;
-                if let Err(e) = self.conn.advance(n) {
-                    // Cannot happen: n is at most what was offered. Treat as fatal for
-                    // this transport rather than panic.
-                    self.fail_transport(Failure::Io(io::Error::other(e.to_string())));
-                    return None;
-                }
                 Some(n)
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                Some(0)
-            }
-            Err(e) => {
-                self.fail_transport(Failure::from_io(e));
+            WriteStep::Blocked | WriteStep::Idle => Some(0),
+            WriteStep::Failed(e) => {
+                // The core already took the transport down; drop the socket.
+                self.close_transport();
+                self.last_failure = Some(Failure::from_io(e));
                 None
             }
         }

@@ -129,9 +129,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+use crate::conn::WriteStep;
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -147,8 +148,6 @@ use crate::Message;
 
 /// Bytes read from the transport per call.
 const READ_BUF: usize = 64 * 1024;
-/// Slices handed to one `poll_write_vectored` call.
-const WRITE_SLICES: usize = 64;
 /// I/O operations done in one poll before yielding to the executor (fairness).
 const POLL_BUDGET: usize = 64;
 
@@ -598,44 +597,31 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncConnection<T> {
         cx.waker().wake_by_ref();
     }
 
-    /// One `poll_write_vectored` of what the core offers, reported to the core at once.
+    /// One `poll_write_vectored` of what the core offers, through the core's write step.
     fn poll_write_once(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let Some(io) = self.io.as_mut() else {
             return Poll::Ready(Err(not_connected("no transport")));
         };
-        let r = {
-            let t = self.conn.poll_transmit();
-            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-            let k = t.fill(&mut slices);
-            if k == 0 {
-                return Poll::Ready(Ok(0));
+        // `Pending` (the waker is registered) is the core's "would block".
+        let step = self.conn.write_with(Instant::now(), usize::MAX, |s| {
+            match Pin::new(&mut *io).poll_write_vectored(cx, s) {
+                Poll::Ready(r) => r,
+                Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
             }
-            Pin::new(io).poll_write_vectored(cx, &slices[..k])
-        };
-        match r {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(0)) => {
-                let e = io::Error::new(io::ErrorKind::WriteZero, "the transport took no bytes");
-                self.failed(&e.to_string());
-                Poll::Ready(Err(e))
-            }
-            Poll::Ready(Ok(n)) => {
-                if let Err(e) = self.conn.advance(n) {
-                    // The transport claims more than it was offered: it cannot be trusted.
-                    let e = io::Error::new(io::ErrorKind::InvalidData, e.to_string());
-                    self.failed(&e.to_string());
-                    return Poll::Ready(Err(e));
-                }
+        });
+        match step {
+            WriteStep::Wrote(n) => {
                 self.unflushed = true;
                 self.sync_transport();
                 Poll::Ready(Ok(n))
             }
-            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Poll::Ready(Err(e)) => {
-                self.failed(&e.to_string());
+            WriteStep::Idle => Poll::Ready(Ok(0)),
+            WriteStep::Blocked => Poll::Pending,
+            WriteStep::Failed(e) => {
+                // The core already ended the transport's session state.
+                self.io = None;
+                self.unflushed = false;
+                self.sync_transport();
                 Poll::Ready(Err(e))
             }
         }

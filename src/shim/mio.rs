@@ -101,7 +101,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -111,7 +111,7 @@ use mio::event::Source;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
-use crate::conn::{Config, Connection, Event, Role, State};
+use crate::conn::{Config, Connection, Event, Role, State, WriteStep};
 use crate::send::{MsgId, QueueError, Revoked};
 use crate::wire::handshake::EntityAddr;
 use crate::wire::EntityType;
@@ -121,8 +121,6 @@ use crate::Message;
 const WAKE: Token = Token(usize::MAX);
 /// Tokens with this bit set are listeners; the rest are connection slots.
 const LISTENER_BIT: usize = 1 << (usize::BITS - 2);
-/// Slices handed to one `write_vectored` call.
-const WRITE_SLICES: usize = 64;
 
 /// Identifies a connection held by a [`Reactor`]. Never reused within one reactor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -1299,40 +1297,27 @@ impl Control {
         };
         let mut wrote = 0u64;
         let mut blocked = false;
-        let mut failed = None;
+        let mut failed = false;
         while e.conn.wants_write() {
-            let t = e.conn.poll_transmit();
-            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-            let k = t.fill(&mut slices);
-            if k == 0 {
-                break;
-            }
-            match sock.write_vectored(&slices[..k]) {
-                Ok(0) => {
-                    failed = Some("socket accepted no bytes".to_owned());
-                    break;
-                }
-                Ok(n) => {
-                    if let Err(err) = e.conn.advance(n) {
-                        failed = Some(err.to_string());
-                        break;
-                    }
-                    wrote += n as u64;
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+            match e
+                .conn
+                .write_with(now, usize::MAX, |s| sock.write_vectored(s))
+            {
+                WriteStep::Wrote(n) => wrote += n as u64,
+                WriteStep::Blocked => {
                     blocked = true;
                     break;
                 }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => {
-                    failed = Some(err.to_string());
+                // The core already ended the transport's session state.
+                WriteStep::Failed(_) => {
+                    failed = true;
                     break;
                 }
+                _ => break,
             }
         }
         e.bytes_written += wrote;
-        if let Some(reason) = failed {
-            e.conn.transport_failed(now, &reason);
+        if failed {
             self.drop_transport(idx);
             return true;
         }
