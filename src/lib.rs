@@ -1,7 +1,7 @@
 //! # ceph-msgr
 //!
-//! Ceph's messenger wire protocol (msgr v1, banner `ceph v027`) as a **Sans-IO state
-//! machine**. The core owns no socket, spawns no thread and reads no clock: you feed it
+//! Ceph's messenger wire protocol — msgr v1 (banner `ceph v027`) and msgr2.1 in crc mode
+//! (banner `ceph v2`) — as a **Sans-IO state machine**. The core owns no socket, spawns no thread and reads no clock: you feed it
 //! events and it hands back the exact bytes to write.
 //!
 //! The send side, [`Messenger`], is built around one invariant:
@@ -82,12 +82,19 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`wire`] | the v1 codec: tags, header, footers, control records, CRC convention |
-//! | [`send`] | the send-side accounting: [`Messenger`], frames, the id-indexed queue |
-//! | [`message`] | the outgoing [`Message`] (payload as [`bytes::Bytes`], never copied) |
-//! | [`replay`] | event scripts, as run by `ceph-msgr replay` |
+//! | [`wire`] | the msgr v1 codec: tags, header, footers, control records, handshake records, CRC convention |
+//! | [`v2`] | the msgr2.1 codec: banner, preamble, epilogue, header2, every control frame |
+//! | [`denc`] | Ceph's payload encoding: integers, strings, versioned structs, `entity_addr_t` |
+//! | [`send`] | the send-side accounting for both protocols: [`Messenger`], frames, the queue |
+//! | [`recv`] | the receive side: one input buffer, a deframer per protocol, size limits |
+//! | [`conn`] | the session: [`Connection`], both roles, both protocols, timeouts, flow control |
+//! | [`shim`] | drivers on sockets: blocking std, tokio, futures-io (smol, async-std), mio |
+//! | [`mon`] | monitor messages and a small blocking `MonClient` |
+//! | [`message`] | the outgoing [`Message`] (payload as `Bytes`, never copied) |
+//! | [`replay`] | event scripts, as run by `ceph-msgr replay` (v1 and v2 framing) |
 //!
-//! `docs/accounting.md` explains the accounting model with byte diagrams.
+//! `docs/accounting.md` explains the accounting model with byte diagrams (both
+//! protocols), `docs/session.md` the session states of both protocols.
 //!
 //! ## `unsafe`
 //!
