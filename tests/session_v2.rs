@@ -199,3 +199,38 @@ fn config_default_protocol_is_v1() {
         Protocol::V1
     );
 }
+
+#[test]
+fn skip_incoming_discards_the_rest_of_a_message_without_buffering_it() {
+    let mut p = v2_pair(Protocol::V2);
+    p.client
+        .send(Message::new(42).with_data_chunk(Bytes::from(vec![7u8; 1 << 20])))
+        .unwrap();
+    p.client
+        .send(Message::new(42).with_front(Bytes::from_static(b"after")))
+        .unwrap();
+    let bytes = drain(&mut p.client);
+    // The head of the big frame arrives: the receiver sees it and skips the message.
+    p.server.handle_input(p.now, &bytes[..200]);
+    let h = p
+        .server
+        .incoming_message()
+        .expect("a message head is buffered");
+    assert_eq!(h.seq, 1);
+    assert_eq!(p.server.skip_incoming(p.now), Some(1));
+    // The rest streams in small pieces; the receiver never holds much of it.
+    let mut peak = 0;
+    for chunk in bytes[200..].chunks(16 << 10) {
+        p.server.handle_input(p.now, chunk);
+        peak = peak.max(p.server.receive_capacity());
+    }
+    p.collect();
+    assert!(peak <= 256 << 10, "peak receive capacity {peak}");
+    assert_eq!(messages(&p.server_events), [(2, b"after".to_vec())]);
+    assert_eq!(p.server.stats().skipped_in, 1);
+    assert_eq!(p.server.in_seq(), 2);
+    assert_eq!(p.server.state(), State::Open);
+    // Both are acknowledged: the client releases them.
+    p.pump();
+    assert_eq!(p.client.messenger().len(), 0);
+}

@@ -397,6 +397,8 @@ pub struct Stats {
     pub gaps_in: u64,
     /// Aborted messages received.
     pub aborted_in: u64,
+    /// Incoming messages skipped with [`Connection::skip_incoming`].
+    pub skipped_in: u64,
     /// Transport faults.
     pub faults: u64,
     /// Times the session opened (1 + reconnects).

@@ -56,6 +56,37 @@ impl Connection {
         self.global_id
     }
 
+    /// msgr2: the header of the MESSAGE frame being received, once its head (preamble and
+    /// header2) has arrived and before the rest has; `None` otherwise (and always for
+    /// msgr v1). Lets a caller decide to [`skip_incoming`](Self::skip_incoming) it.
+    #[must_use]
+    pub fn incoming_message(&self) -> Option<MsgHeader2> {
+        if self.proto != Protocol::V2 || !matches!(self.state, Inner::Open) {
+            return None;
+        }
+        self.v2rx.pending_message(self.rx.buffer_ref())
+    }
+
+    /// msgr2: revokes the message being received — the incoming counterpart of
+    /// [`revoke`](Self::revoke). The rest of its frame is discarded as it arrives, never
+    /// buffered whole and never delivered; its seq counts as received (so it is
+    /// acknowledged and not resent). Returns its seq, or `None` when no message head is
+    /// buffered ([`incoming_message`](Self::incoming_message)).
+    pub fn skip_incoming(&mut self, now: Instant) -> Option<u64> {
+        if self.proto != Protocol::V2 || !matches!(self.state, Inner::Open) {
+            return None;
+        }
+        let h = self.v2rx.skip_message(self.rx.buffer_mut())?;
+        self.stats.skipped_in += 1;
+        self.peer_acked(h.ack_seq);
+        if h.seq > self.in_seq {
+            self.in_seq = h.seq;
+        }
+        // Whatever followed the skipped frame in the buffer is handled now.
+        self.after_input(now);
+        Some(h.seq)
+    }
+
     /// Client: a new transport is connected; starts the msgr2 banner exchange.
     pub(super) fn v2_start_client(&mut self) {
         self.v2_reset_transport();

@@ -265,6 +265,12 @@ impl Receiver {
 
     /// The shared input buffer (to hand the stream to another deframer, e.g. a
     /// [`v2::Deframer`] after a msgr2 banner).
+    #[must_use]
+    pub fn buffer_ref(&self) -> &RecvBuffer {
+        &self.buf
+    }
+
+    /// The shared input buffer, mutably (see [`buffer_ref`](Self::buffer_ref)).
     pub fn buffer_mut(&mut self) -> &mut RecvBuffer {
         &mut self.buf
     }
