@@ -581,8 +581,8 @@ impl Connection {
     /// while conn.wants_write() {
     ///     match conn.write_with(Instant::now(), usize::MAX, |s| socket.write_vectored(s)) {
     ///         WriteStep::Wrote(_) => {}
-    ///         WriteStep::Blocked | WriteStep::Idle => break, // wait for writability
     ///         WriteStep::Failed(e) => panic!("{e}"),
+    ///         _ => break, // Blocked or Idle: wait until the socket is writable
     ///     }
     /// }
     /// assert!(socket.starts_with(b"ceph v027"));
