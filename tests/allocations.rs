@@ -93,14 +93,32 @@ fn deliveries(c: &mut Connection, mut held: Option<&mut Vec<Bytes>>) -> usize {
 
 #[test]
 fn a_steady_stream_allocates_nothing_per_message_beyond_the_message() {
+    steady_stream(ceph_msgr::Protocol::V1);
+}
+
+#[test]
+fn a_steady_msgr2_stream_allocates_nothing_per_message_beyond_the_message() {
+    steady_stream(ceph_msgr::Protocol::V2);
+}
+
+/// The allocation counter is global: one measurement at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn steady_stream(protocol: ceph_msgr::Protocol) {
+    let _one_at_a_time = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // The counter counts (so a zero below means something).
     let a0 = allocs();
     let v = std::hint::black_box(vec![1u8; 10]);
     assert_eq!(allocs(), a0 + 1);
     drop(v);
-    let (c, s) = Pair::default_configs();
+    let (mut c, mut s) = Pair::default_configs();
+    c.protocol = protocol;
+    s.protocol = protocol;
     let mut p = Pair::new(c, s);
     p.pump();
+    assert_eq!(p.server.protocol(), protocol);
     p.client_events.clear();
     p.server_events.clear();
     let payload = Bytes::from(vec![7u8; 4096]);
@@ -149,7 +167,7 @@ fn a_steady_stream_allocates_nothing_per_message_beyond_the_message() {
         }
         let per_message = counted as f64 / delivered as f64;
         eprintln!(
-            "{delivered} messages of 4 KiB, 16 per round, {}: {counted} allocations, {per_message:.3} per message",
+            "{protocol}: {delivered} messages of 4 KiB, 16 per round, {}: {counted} allocations, {per_message:.3} per message",
             if hold { "each round's data held until the next" } else { "dropped on delivery" }
         );
         per_message
