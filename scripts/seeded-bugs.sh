@@ -24,15 +24,15 @@ plant() { # name, test, python replacement program
 
 plant "bug 1: revoked data bytes are not skipped" bug1_revoke_during_data_keeps_framing '
 import sys; p = sys.argv[1] + "/src/send/frame.rs"; s = open(p).read()
-old = "        self.aborted = true;\n"
-assert old in s
+old = "        self.tail = Inline::new(&tail[..len]);\n        self.aborted = true;\n"
+assert s.count(old) == 1
 s = s.replace(old, old + "        self.body_len = self.written.saturating_sub(self.head_len()).min(self.body_len);\n", 1)
 open(p, "w").write(s)'
 
 plant "bug 2: tag and header zeroed by an early revoke" bug2_revoke_inside_tag_or_header_sends_them_intact '
 import sys; p = sys.argv[1] + "/src/send/frame.rs"; s = open(p).read()
 old = "filler.piece(&mut pos, skip, self.head.as_slice())?;"
-assert old in s
+assert s.count(old) == 1
 s = s.replace(old, "filler.piece(&mut pos, skip, if self.aborted { &ZEROS[..self.head.len()] } else { self.head.as_slice() })?;", 1)
 s = s.replace("let zero_from = skip.max(self.head_len());", "let zero_from = skip.max(self.head_len()); pos = self.head_len();", 1)
 open(p, "w").write(s)'
@@ -40,7 +40,7 @@ open(p, "w").write(s)'
 plant "bug 3: owed zeros survive a reset" bug3_reset_forgets_owed_zeros '
 import sys; p = sys.argv[1] + "/src/send/mod.rs"; s = open(p).read()
 old = "        self.staged.clear();\n        self.staged_bytes = 0;\n"
-assert old in s
+assert s.count(old) == 1
 s = s.replace(old, "        self.staged.retain(|s| s.frame.is_aborted());\n        self.staged_bytes = self.staged.iter().map(|s| s.frame.remaining()).sum();\n", 1)
 open(p, "w").write(s)'
 
