@@ -9,10 +9,10 @@ cd "$(dirname "$0")/../fuzz"
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(events decode handshake session)
+[ ${#targets[@]} -gt 0 ] || targets=(events decode handshake session events_v2 decode_v2 handshake_v2)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
-cargo fuzz build >/dev/null
+for t in "${targets[@]}"; do cargo fuzz build "$t" >/dev/null; done
 jobs=${FUZZ_JOBS:-2}
 run() {
   local t=$1
