@@ -114,12 +114,10 @@ fn v2_pair_bytes(server_ty: ceph_msgr::EntityType, lossy: bool) -> (Vec<u8>, Vec
     (to_server, to_client)
 }
 
-/// Regenerates the seeds of `handshake_v2` and `decode_v2` from the captured Ceph bytes
-/// (`tests/data/`) and from a real in-memory pair:
-/// `cargo test --test fuzz_corpus -- --ignored write_v2_seeds`.
-#[test]
-#[ignore]
-fn write_v2_seeds() {
+/// The seeds of `handshake_v2` and `decode_v2` (name, input), from the captured Ceph bytes
+/// (`tests/data/`) and from a real in-memory pair.
+#[allow(clippy::type_complexity)]
+fn v2_seeds() -> (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>) {
     use ceph_msgr::v2::frame::{Banner, BANNER_LEN};
     use ceph_msgr::EntityType;
     let frames = |dir: &str, dirn: &str| -> Vec<u8> {
@@ -164,15 +162,12 @@ fn write_v2_seeds() {
             streams.push((format!("pair-{name}-{l}"), bits, s2c, c2s));
         }
     }
-    let hs = Path::new("fuzz/corpus/handshake_v2");
-    let de = Path::new("fuzz/corpus/decode_v2");
-    std::fs::create_dir_all(hs).unwrap();
-    std::fs::create_dir_all(de).unwrap();
     let splits: [(&str, [u8; 4]); 3] = [
         ("whole", [255; 4]),
         ("bytes", [0; 4]),
         ("mixed", [7, 31, 3, 100]),
     ];
+    let (mut hs, mut de) = (Vec::new(), Vec::new());
     for (name, bits, s2c, c2s) in &streams {
         for (sname, sp) in &splits {
             for lossless in [0u8, 2] {
@@ -183,7 +178,7 @@ fn write_v2_seeds() {
                     f.extend_from_slice(bytes);
                     let side = if role == 0 { "client" } else { "server" };
                     let l = if lossless == 0 { "lossy" } else { "lossless" };
-                    std::fs::write(hs.join(format!("{name}-{side}-{l}-{sname}")), f).unwrap();
+                    hs.push((format!("{name}-{side}-{l}-{sname}"), f));
                 }
             }
         }
@@ -192,8 +187,24 @@ fn write_v2_seeds() {
                 let mut f = vec![mode];
                 f.extend_from_slice(&[3, 17, 96, 1, 200, 5, 64, 131]);
                 f.extend_from_slice(&bytes[BANNER_LEN.min(bytes.len())..]);
-                std::fs::write(de.join(format!("{name}-{side}-limits{mode}")), f).unwrap();
+                de.push((format!("{name}-{side}-limits{mode}"), f));
             }
+        }
+    }
+    (hs, de)
+}
+
+/// Writes the seeds into the corpora:
+/// `cargo test --test fuzz_corpus -- --ignored write_v2_seeds`.
+#[test]
+#[ignore]
+fn write_v2_seeds() {
+    let (hs, de) = v2_seeds();
+    for (dir, seeds) in [("handshake_v2", hs), ("decode_v2", de)] {
+        let d = Path::new("fuzz/corpus").join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        for (name, f) in seeds {
+            std::fs::write(d.join(name), f).unwrap();
         }
     }
 }
@@ -203,18 +214,8 @@ fn write_v2_seeds() {
 /// captured control frames, and the whole librados-OSD streams with their MESSAGE).
 #[test]
 fn handshake_v2_seeds_open_sessions() {
-    let mut report = Vec::new();
-    let dir = Path::new("fuzz/corpus/handshake_v2");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    for f in files {
-        let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        let got = common::fuzzing::handshake_v2_outcome(&std::fs::read(&f).unwrap());
-        report.push(format!("{name}: {got:?}"));
+    for (name, f) in v2_seeds().0 {
+        let got = common::fuzzing::handshake_v2_outcome(&f);
         assert!(got.opened, "{name}: {got:?}");
         if name.starts_with("pair-") {
             assert_eq!(got.messages, 3, "{name}: {got:?}");
@@ -223,5 +224,4 @@ fn handshake_v2_seeds_open_sessions() {
             assert_eq!(got.messages, 1, "{name}: {got:?}");
         }
     }
-    println!("{}", report.join("\n"));
 }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use ceph_msgr::conn::{Config, Connection, Error, Event};
 use ceph_msgr::recv::v2::{DeframeError, Deframed, Deframer};
 use ceph_msgr::recv::{Limits, Receiver, Record, RecvBuffer, RecvError};
+use ceph_msgr::v2::frame::Tag;
 use ceph_msgr::wire::handshake::EntityAddr;
 use ceph_msgr::wire::{EntityName, EntityType, FooterKind};
 use ceph_msgr::{Message, Protocol};
@@ -357,7 +358,7 @@ fn check_v2_memory(buf: &RecvBuffer, limits: &Limits, piece: usize) {
 /// the end-of-stream verdict of `finish`) however the input is split, and the buffer never
 /// holds more than one frame's worth beyond what was fed. A third pass drops every MESSAGE
 /// as soon as its head is in (`skip_message`): no panic, memory bounded, and the frames it
-/// does get are the whole pass's non-MESSAGE frames, in order, up to its first error.
+/// gets agree with the whole pass's up to the first MESSAGE (delivered or aborted) or error.
 pub fn decode_v2(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -435,7 +436,9 @@ pub fn decode_v2(data: &[u8]) {
     let before_message: Vec<Deframed> = whole
         .iter()
         .map_while(|r| match r {
+            // Aborted MESSAGE frames are skipped too.
             Ok(Deframed::Message(_)) | Err(_) => None,
+            Ok(Deframed::Aborted(a)) if a.tag == Tag::Message => None,
             Ok(f) => Some(f.clone()),
         })
         .collect();
