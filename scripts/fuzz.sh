@@ -9,10 +9,10 @@ cd "$(dirname "$0")/../fuzz"
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(events decode handshake session)
+[ ${#targets[@]} -gt 0 ] || targets=(events decode handshake session events_v2 decode_v2 handshake_v2)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
-cargo fuzz build >/dev/null
+for t in "${targets[@]}"; do cargo fuzz build "$t" >/dev/null; done
 jobs=${FUZZ_JOBS:-2}
 run() {
   local t=$1
@@ -22,10 +22,13 @@ run() {
     && echo "$t: ok ($(grep -E 'stat::number_of_executed_units|cov:' "artifacts/$t.log" | tail -2 | tr '\n' ' '))" \
     || { echo "$t: CRASH (see fuzz/artifacts/$t.log)"; return 1; }
 }
-status=0
+# Every run's pid, so a crash in a run that ends while others still go is not lost.
+pids=()
 for t in "${targets[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
   run "$t" &
+  pids+=($!)
 done
-for p in $(jobs -p); do wait "$p" || status=1; done
+status=0
+for p in "${pids[@]}"; do wait "$p" || status=1; done
 exit $status

@@ -5,14 +5,25 @@ use std::io::IoSlice;
 
 use bytes::Bytes;
 use ceph_msgr::wire::{EntityName, EntityType};
-use ceph_msgr::{Message, Messenger, MsgId};
+use ceph_msgr::{Message, Messenger, MsgId, Protocol};
 
 use super::oracle::{self, Ev};
 
 /// Drives the Messenger API directly: data split into random chunks, and `fill` given only
 /// a few slices at a time, so frames are cut at every kind of slice boundary.
 pub fn run_api(evs: &[Ev], chunk_cuts: &[usize], slots: usize) -> Vec<Vec<u8>> {
-    let mut m = Messenger::new(EntityName::client(4242), oracle::DEFAULT_FEATURES);
+    run_api_protocol(evs, chunk_cuts, slots, Protocol::V1)
+}
+
+/// [`run_api`] with the Messenger framing for `protocol` (msgr2: MESSAGE frames only).
+pub fn run_api_protocol(
+    evs: &[Ev],
+    chunk_cuts: &[usize],
+    slots: usize,
+    protocol: Protocol,
+) -> Vec<Vec<u8>> {
+    let mut m =
+        Messenger::with_protocol(protocol, EntityName::client(4242), oracle::DEFAULT_FEATURES);
     let mut ids: Vec<(u64, MsgId)> = Vec::new();
     let mut conns = vec![Vec::new()];
     let mut cut = chunk_cuts.iter().cycle();
