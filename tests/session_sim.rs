@@ -37,13 +37,17 @@ fn options(proto: Protocol, seed: u64) -> Options {
             o.server_detects = seed % 2 == 1;
             o
         }
-        _ => Options::v2(),
+        _ => {
+            let mut o = Options::v2();
+            o.v2_server_lossless = seed % 2 == 1;
+            o
+        }
     }
 }
 
 fn run(proto: Protocol, seed: u64) -> Result<Totals, String> {
     let mut sim = Sim::with_options(Rng::new(seed), options(proto, seed));
-    let steps = 150 + (seed % 300) as usize;
+    let steps = 200 + (seed % 400) as usize;
     for _ in 0..steps {
         sim.step(35);
     }
@@ -137,13 +141,20 @@ fn seeded_scenarios_both_protocols() {
             start.elapsed().as_secs_f64(),
         );
         if n >= 1000 {
-            assert!(total.failures >= 100, "only {} injected failures", total.failures);
+            assert!(
+                total.failures >= 100,
+                "only {} injected failures",
+                total.failures
+            );
             for (i, k) in total.failures_by.iter().enumerate() {
                 assert!(*k > 0, "no failure of kind {:?}", Notice::ALL[i]);
             }
             assert!(total.handshake_cuts > 100, "{total:?}");
             assert!(total.stream_cuts > 0, "{total:?}");
-            assert!(total.aborted_seen > 0, "no revoke ever hit a message mid-flight");
+            assert!(
+                total.aborted_seen > 0,
+                "no revoke ever hit a message mid-flight"
+            );
             assert!(total.keepalive_acks > 0, "{total:?}");
             match proto {
                 Protocol::V1 => assert_eq!(total.duplicates, 0),

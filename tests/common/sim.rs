@@ -70,6 +70,9 @@ pub struct Options {
     pub server_detects: bool,
     /// Every new transport may get a [`Cut`] (while faults are injected).
     pub handshake_cuts: bool,
+    /// msgr2: the server is configured lossless (it still keeps no session across
+    /// transports); otherwise lossy.
+    pub v2_server_lossless: bool,
 }
 
 impl Options {
@@ -78,6 +81,7 @@ impl Options {
             protocol: Protocol::V1,
             server_detects: false,
             handshake_cuts: true,
+            v2_server_lossless: false,
         }
     }
     pub fn v2() -> Self {
@@ -85,6 +89,7 @@ impl Options {
             protocol: Protocol::V2,
             server_detects: true,
             handshake_cuts: true,
+            v2_server_lossless: false,
         }
     }
 }
@@ -270,8 +275,13 @@ fn client_addr() -> SocketAddr {
 /// Handshake bytes per direction for `opts`, measured on a clean run.
 fn handshake_len(opts: Options) -> [usize; 2] {
     use std::sync::OnceLock;
-    static LENS: OnceLock<std::sync::Mutex<HashMap<(u8, bool), [usize; 2]>>> = OnceLock::new();
-    let key = (opts.protocol as u8, opts.server_detects);
+    static LENS: OnceLock<std::sync::Mutex<HashMap<(u8, bool, bool), [usize; 2]>>> =
+        OnceLock::new();
+    let key = (
+        opts.protocol as u8,
+        opts.server_detects,
+        opts.v2_server_lossless,
+    );
     let map = LENS.get_or_init(Default::default);
     if let Some(l) = map.lock().expect("lock").get(&key) {
         return *l;
@@ -284,7 +294,11 @@ fn handshake_len(opts: Options) -> [usize; 2] {
         sim.events();
     }
     let t = sim.transport.as_ref().expect("a transport");
-    assert!(sim.client.state() == ceph_msgr::conn::State::Open, "{:?}", sim.errors);
+    assert!(
+        sim.client.state() == ceph_msgr::conn::State::Open,
+        "{:?}",
+        sim.errors
+    );
     let l = t.written;
     map.lock().expect("lock").insert(key, l);
     l
@@ -364,8 +378,11 @@ impl Sim {
             c.protocol = Protocol::V2;
         }
         if self.opts.protocol == Protocol::V2 {
-            // No session outlives a msgr2 transport here, and the server says so.
-            c.lossy = true;
+            // No session outlives a msgr2 transport here. A lossy server says so (the
+            // client restarts its session, fresh seqs); a lossless one does not (the
+            // client resends what it holds with its old seqs, which the fresh server
+            // connection takes as a gap).
+            c.lossy = !self.opts.v2_server_lossless;
         } else {
             c.lossy = false;
             c.sessions = true;
@@ -534,7 +551,13 @@ impl Sim {
             Some(Failing::ClientLearnsAt(_)) => {
                 // The client writes into a dead socket: the bytes go nowhere.
                 let mut void = Pipe::default();
-                Self::write_side(&mut self.client, &mut void, limits[0], now, &mut self.errors);
+                Self::write_side(
+                    &mut self.client,
+                    &mut void,
+                    limits[0],
+                    now,
+                    &mut self.errors,
+                );
             }
             None => {
                 let lc = room(&t, Dir::C2s, limits[0]);
@@ -665,8 +688,7 @@ impl Sim {
     pub fn tick(&mut self, by: Duration) {
         self.now += by;
         let now = self.at();
-        if let Some(Failing::ClientLearnsAt(at)) = self.transport.as_ref().and_then(|t| t.failing)
-        {
+        if let Some(Failing::ClientLearnsAt(at)) = self.transport.as_ref().and_then(|t| t.failing) {
             if at <= self.now {
                 let t = self.transport.take().expect("checked");
                 self.client.transport_failed(now, "peer closed");
@@ -785,9 +807,8 @@ impl Sim {
                     // msgr2: the client restarted its session (the server is lossy), so
                     // acks count from zero again.
                     if v2 {
-                        self.acked_reported = self
-                            .acked_reported
-                            .min(self.client.messenger().acked());
+                        self.acked_reported =
+                            self.acked_reported.min(self.client.messenger().acked());
                     }
                 }
                 Event::Closed { error, .. } => {
@@ -871,6 +892,21 @@ impl Sim {
         let cur = self.transport.as_ref().map_or(0, |t| t.id);
         for ev in evs {
             self.server_event(cur, ev, false);
+        }
+        // The server gave up on a live transport by itself (every such fault is also an
+        // error above): its driver closes the socket, and the client hears of it.
+        let live = self.transport.as_ref().is_some_and(|t| t.failing.is_none());
+        let gave_up = self.server_conn().is_some_and(|s| {
+            matches!(
+                s.state(),
+                ceph_msgr::conn::State::Standby | ceph_msgr::conn::State::Closed
+            )
+        });
+        if live && gave_up {
+            let at = self.now + Duration::from_millis(1);
+            if let Some(t) = self.transport.as_mut() {
+                t.failing = Some(Failing::ClientLearnsAt(at));
+            }
         }
     }
 
