@@ -5,8 +5,9 @@
 //! delivered exactly once, in order, byte-identical; a revoked message is delivered at
 //! most once and never corrupts another; neither side ever sees a framing or CRC error.
 //!
-//! msgr2.1 crc mode, the server keeping no session across transports (LOSSY), the
-//! lossless client restarting the session and resending what it holds: every message
+//! msgr2.1 crc mode, the server keeping no session across transports (even seeds: LOSSY,
+//! the lossless client restarts the session and resends what it holds with fresh seqs;
+//! odd seeds: configured lossless, the client resends with its old seqs): every message
 //! not revoked is delivered at least once, byte-identical; within a transport (a session)
 //! strictly in order and never twice; a repeat only on a later transport; nothing
 //! skipped (a gap in a session's tids is made only of revoked messages or of ones an

@@ -6,9 +6,11 @@
 //!
 //! msgr v1: the server keeps lossless sessions across transports (a registry keyed by
 //! the client's nonce, [`Connection::adopt`]); the property is exactly-once in order.
-//! msgr2: the server keeps no session across transports and says so (LOSSY in
-//! SERVER_IDENT); the lossless client restarts the session on every new transport and
-//! resends every message it holds, so delivery is at-least-once (see [`Sim::check`]).
+//! msgr2: the server keeps no session across transports. Lossy, it says so (LOSSY in
+//! SERVER_IDENT) and the lossless client restarts the session on every new transport,
+//! resending every message it holds with fresh seqs; configured lossless, it does not,
+//! and the client resends what it holds with the old seqs (the fresh server connection
+//! accepts the gap). Either way delivery is at-least-once (see [`Sim::check`]).
 //!
 //! Everything random comes from one seed, so a failing scenario replays exactly.
 
@@ -275,8 +277,8 @@ fn client_addr() -> SocketAddr {
 /// Handshake bytes per direction for `opts`, measured on a clean run.
 fn handshake_len(opts: Options) -> [usize; 2] {
     use std::sync::OnceLock;
-    static LENS: OnceLock<std::sync::Mutex<HashMap<(u8, bool, bool), [usize; 2]>>> =
-        OnceLock::new();
+    type Lens = HashMap<(u8, bool, bool), [usize; 2]>;
+    static LENS: OnceLock<std::sync::Mutex<Lens>> = OnceLock::new();
     let key = (
         opts.protocol as u8,
         opts.server_detects,
