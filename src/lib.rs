@@ -109,6 +109,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod conn;
 pub mod denc;
 pub mod message;
