@@ -208,8 +208,12 @@ async fn drive(index: u64, count: u64, a: Args) -> Result<Outcome, String> {
                 return Err(match error {
                     // msgr2: the server's HELLO names another entity type than --peer.
                     Some(ceph_msgr::conn::Error::BadPeerType(t)) if protocol == Protocol::V2 => {
+                        let theirs = u8::try_from(t)
+                            .ok()
+                            .and_then(|t| EntityType::from_u8(t).ok())
+                            .map_or_else(|| format!("type {t}"), |e| e.name().to_owned());
                         format!(
-                            "connection closed: the server is not a {} (its HELLO says entity type {t}; see --peer)",
+                            "connection closed: the server's HELLO says it is {theirs}, not {} (see --peer)",
                             peer.name()
                         )
                     }

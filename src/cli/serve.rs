@@ -135,8 +135,13 @@ impl Record {
     }
 }
 
-fn tag_name(t: u8) -> String {
-    tag::name(t).map_or_else(|| format!("tag{t}"), str::to_owned)
+/// A reply tag's name: a v1 tag, or for msgr2 the frame tag (SERVER_IDENT, AUTH_BAD_METHOD…).
+fn tag_name(t: u8, proto: Option<Protocol>) -> String {
+    let name = match proto {
+        Some(Protocol::V2) => ceph_msgr::v2::frame::Tag::from_u8(t).map(|t| t.name()),
+        _ => tag::name(t),
+    };
+    name.map_or_else(|| format!("tag{t}"), str::to_owned)
 }
 
 /// Runs the subcommand.
@@ -294,10 +299,10 @@ fn handle(
                     let proto = ctl.conn(id).map(ceph_msgr::Connection::protocol);
                     r.protocol = proto;
                     errln!(
-                        "{id} open protocol={} peer={peer_addr} type={} features={features:#x} reply={} lossy={lossy}",
-                        proto.map_or("?", Protocol::name),
+                        "{id} open peer={peer_addr} type={} features={features:#x} reply={} lossy={lossy} protocol={}",
                         peer_type.name(),
-                        tag_name(reply_tag),
+                        tag_name(reply_tag, proto),
+                        proto.map_or("?", Protocol::name),
                     );
                 }
                 Event::Message(m) => {
@@ -349,7 +354,11 @@ fn handle(
                 }
                 Event::SessionReset { .. } => errln!("{id} session reset by peer"),
                 Event::ConnectRefused { reply_tag, reason } => {
-                    errln!("{id} refused connect: {} ({reason})", tag_name(reply_tag));
+                    let proto = ctl.conn(id).map(ceph_msgr::Connection::protocol);
+                    errln!(
+                        "{id} refused connect: {} ({reason})",
+                        tag_name(reply_tag, proto)
+                    );
                 }
                 Event::OutOfSequence {
                     seq,
