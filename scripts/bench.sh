@@ -38,22 +38,31 @@ for len in 64 4K 1M; do   # iperf3 caps -l at 1 MiB
   done
 done
 
-echo "== end to end: ceph-msgr send -> ceph-msgr serve (separate processes)" >&2
+echo "== end to end: ceph-msgr send -> ceph-msgr serve (separate processes), msgr v1 and msgr2" >&2
 "$bin" serve --listen 127.0.0.1:0 --quiet >"$out/serve.out" 2>/dev/null &
 serve_pid=$!
 for _ in $(seq 50); do [ -s "$out/serve.out" ] && break; sleep 0.1; done
 addr=$(head -1 "$out/serve.out")
-e2e() { # name size count inflight connections
+e2e() { # name size count inflight connections  (msgr v1)
   for ((r = 0; r < runs; r++)); do
-    "$bin" send "$addr" --size "$2" --count "$3" --in-flight "$4" --connections "$5" --json >>"$out/e2e-$1.json"
+    "$bin" send "$addr" --protocol v1 --size "$2" --count "$3" --in-flight "$4" --connections "$5" --json >>"$out/e2e-$1.json"
   done
 }
-e2e 64-1 64 50000 1 1
-e2e 64-16 64 200000 16 1
-e2e 4k-1 4096 50000 1 1
-e2e 4k-16 4096 200000 16 1
-e2e 4m-1 4194304 400 1 1
-e2e 4m-16 4194304 400 16 1
+e2e_both() { # name size count inflight: v1 and v2 alternated run by run against one serve
+  for ((r = 0; r < runs; r++)); do
+    for p in v1 v2; do
+      f="$out/e2e-$1.json"; [ "$p" = v2 ] && f="$out/e2e-v2-$1.json"
+      "$bin" send "$addr" --protocol "$p" --size "$2" --count "$3" --in-flight "$4" --json >>"$f"
+    done
+  done
+}
+e2e_both 64-1 64 50000 1
+e2e_both 64-16 64 200000 16
+e2e_both 4k-1 4096 50000 1
+e2e_both 4k-16 4096 200000 16
+e2e_both 1m-16 1048576 1600 16
+e2e_both 4m-1 4194304 400 1
+e2e_both 4m-16 4194304 400 16
 for c in 1 10 100 1000; do e2e "conns-$c" 64 200000 16 "$c"; done
 kill "$serve_pid" 2>/dev/null || true
 
@@ -63,7 +72,7 @@ for _ in $(seq 50); do [ -s "$out/serve-bp.out" ] && break; sleep 0.1; done
 addr=$(head -1 "$out/serve-bp.out")
 e2e_bp() { # name size count inflight
   for ((r = 0; r < runs; r++)); do
-    "$bin" send "$addr" --size "$2" --count "$3" --in-flight "$4" --busy-poll-us 50 --json >>"$out/e2e-bp-$1.json"
+    "$bin" send "$addr" --protocol v1 --size "$2" --count "$3" --in-flight "$4" --busy-poll-us 50 --json >>"$out/e2e-bp-$1.json"
   done
 }
 e2e_bp 64-1 64 50000 1
@@ -104,6 +113,10 @@ def row(what, ours, limit=None, unit="", goal=""):
     rows.append((what, fmt(ours) + (" " + unit if ours is not None else ""), fmt(limit) + (" " + unit if limit else ""), ratio, goal))
 crc4m = crit("send_path", "send_path/4MiB/bare_crc32c")
 row("send path 4 MiB (GB/s, incl. CRC) vs bare crc32c", (crit("send_path", "send_path/4MiB/messenger") or 0) / G, crc4m / G if crc4m else None, "GB/s", "≥ 0.90")
+row("send path 4 MiB msgr2 (GB/s, incl. CRC) vs bare crc32c", (crit("send_path", "send_path/4MiB/messenger_v2") or 0) / G, crc4m / G if crc4m else None, "GB/s", "≥ 0.90")
+for s in ["64B", "4KiB", "64KiB", "4MiB"]:
+    v1s, v2s = crit("send_path", f"send_path/{s}/messenger"), crit("send_path", f"send_path/{s}/messenger_v2")
+    row(f"send path {s} msgr2 vs v1 (GB/s)", v2s / G if v2s else None, v1s / G if v1s else None, "GB/s", "≥ 0.95")
 for s in ["64B", "4KiB", "64KiB"]:
     row(f"send path {s} (msgs/s)", crit("send_path", f"send_path_msgs/{s}/messenger"), None, "msg/s")
 for s in ["64B", "4KiB", "64KiB", "4MiB"]:
@@ -115,6 +128,12 @@ for len_, name, goal in [("1M", "4m-1", "≥ 0.90"), ("1M", "4m-16", "≥ 0.90")
 for name in ["4k-16", "64-16", "64-1"]:
     e = e2e(name)
     row(f"end to end {name} (msgs/s)", e["msgs_per_s"], None, "msg/s")
+# msgr2 beside v1: same sizes, runs alternated against the same serve; limit = v1.
+for name in ["64-1", "64-16", "4k-1", "4k-16", "1m-16", "4m-1", "4m-16"]:
+    a, b = e2e(name), e2e("v2-" + name)
+    row(f"end to end msgr2 vs v1 {name} (Gbit/s)", b["gbit_per_s"], a["gbit_per_s"], "Gbit/s", "≥ 0.95")
+    row(f"end to end msgr2 vs v1 {name} (msgs/s)", b["msgs_per_s"], a["msgs_per_s"], "msg/s", "≥ 0.95")
+row("msgr2 64 B message→ACK round trip p50 (µs)", e2e("v2-64-1")["ack_p50_us"], e2e("64-1")["ack_p50_us"], "µs")
 e = e2e("64-1")
 row("64 B message→ACK round trip p50 (µs)", e["ack_p50_us"], None, "µs")
 row("64 B message→ACK round trip p99 (µs)", e["ack_p99_us"], None, "µs")

@@ -462,3 +462,91 @@ fn rust_lossless_client_reconnects_to_lossless_serve() {
     assert_eq!(num(&t.total, "messages"), total, "{out}");
     assert!(err.contains("resumed by the transport"), "{err}");
 }
+
+/// One port, both protocols at once: a msgr2 client (ours, on the mio reactor) holds its
+/// session open while the independent Python v1 client runs start to finish; then the v2
+/// client sends, keeps alive and closes. Each connection is logged and totalled under the
+/// protocol it spoke.
+#[test]
+fn v1_and_v2_clients_at_once_on_one_port() {
+    let serve = Serve::start(&[]);
+    let addr: SocketAddr = serve.addr.parse().expect("addr");
+    let mut r = Reactor::new().expect("reactor");
+    let mut cfg = Config::client(EntityName::client(9));
+    cfg.nonce = 4242;
+    cfg.protocol = ceph_msgr::Protocol::V2;
+    let id = r.connect(cfg, addr, EntityType::Mon);
+    let turn = |r: &mut Reactor, want: &mut dyn FnMut(&Event) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut done = false;
+        while !done {
+            assert!(Instant::now() < deadline, "timeout");
+            r.run_once(Some(Duration::from_millis(50)), |_, _, n| {
+                if let Notice::Event(e) = n {
+                    assert!(!matches!(e, Event::Fault { .. }), "{e:?}");
+                    done |= want(&e);
+                }
+            })
+            .expect("turn");
+        }
+    };
+    // Half the messages before the v1 client, half after.
+    for i in 0..50u64 {
+        r.send(
+            id,
+            Message::new(42)
+                .with_tid(i + 1)
+                .with_data_chunk(Bytes::from(vec![7u8; 1000])),
+        )
+        .expect("queue");
+    }
+    turn(&mut r, &mut |e| matches!(e, Event::Acked(50)));
+    assert_eq!(
+        r.conn(id).expect("open").protocol(),
+        ceph_msgr::Protocol::V2
+    );
+
+    // The v1 client, while the v2 session stays open.
+    let s = summary(
+        &python(&serve.addr, &["--messages", "120", "--keepalive"])
+            .output()
+            .expect("python3"),
+    );
+    check(&s, 120, 21);
+    assert_eq!(r.conn(id).expect("still open").state(), State::Open);
+
+    for i in 50..100u64 {
+        r.send(
+            id,
+            Message::new(42)
+                .with_tid(i + 1)
+                .with_data_chunk(Bytes::from(vec![7u8; 1000])),
+        )
+        .expect("queue");
+    }
+    turn(&mut r, &mut |e| matches!(e, Event::Acked(100)));
+    r.send_keepalive(id);
+    turn(&mut r, &mut |e| {
+        matches!(e, Event::KeepaliveAck { rtt: Some(_) })
+    });
+    r.close(id);
+    turn(&mut r, &mut |e| matches!(e, Event::Closed { .. }));
+
+    let (out, err) = serve.stop();
+    let t = totals(&out);
+    assert_eq!(t.conns.len(), 2, "{out}");
+    assert_eq!(num(&t.total, "v1"), 1, "{out}");
+    assert_eq!(num(&t.total, "v2"), 1, "{out}");
+    assert_eq!(num(&t.total, "messages"), 220, "{out}");
+    assert_eq!(num(&t.total, "keepalives_answered"), 2, "{out}");
+    let by = |p: &str| t.conns.iter().find(|c| c["protocol"] == p).expect(p);
+    assert_eq!(num(by("v1"), "messages"), 120, "{out}");
+    assert_eq!(num(by("v2"), "messages"), 100, "{out}");
+    assert_eq!(num(by("v2"), "payload_bytes"), 100_000, "{out}");
+    assert!(by("v2")["peer"].ends_with("/4242"), "{out}");
+    assert_eq!(err.matches(" protocol=v1\n").count(), 1, "{err}");
+    assert_eq!(err.matches(" protocol=v2\n").count(), 1, "{err}");
+    // msgr2: the source's number is the global id the server's auth assigned.
+    assert!(err.contains(" reply=SERVER_IDENT "), "{err}");
+    assert_eq!(err.matches(" src=client.").count(), 220, "{err}");
+}

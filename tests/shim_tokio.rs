@@ -634,43 +634,83 @@ fn demo(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn demo_runs_and_checks() {
+    for protocol in ["v1", "v2"] {
+        let o = demo(&[
+            "--messages",
+            "400",
+            "--revoke-every",
+            "7",
+            "--fail-every",
+            "100",
+            "--quiet",
+            "--timeout",
+            "60",
+            "--protocol",
+            protocol,
+        ]);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        println!("{stdout}{stderr}");
+        assert!(o.status.success(), "demo over {protocol} failed: {stderr}");
+        let summary = stdout
+            .lines()
+            .find(|l| l.starts_with("summary: "))
+            .expect("a summary line");
+        let fields: HashMap<&str, &str> = summary["summary: ".len()..]
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let n = |k: &str| -> u64 { fields[k].parse().unwrap() };
+        assert_eq!(fields["protocol"], protocol);
+        assert_eq!(fields["sent"], "400");
+        assert_eq!(fields["check"], "ok");
+        // Failures at messages 100, 200 and 300 (none at the last message).
+        assert_eq!(fields["reconnects"], "3");
+        let revoked = n("revoked");
+        assert_eq!(revoked, 57, "every 7th message but the last");
+        let parts: u64 = ["removed", "aborted", "completing", "dropped", "acked"]
+            .iter()
+            .map(|k| n(k))
+            .sum();
+        assert_eq!(parts, revoked);
+        let delivered = n("delivered");
+        assert!((400 - revoked..=400).contains(&delivered));
+        assert!(n("aborted_frames") <= n("aborted"), "{summary}");
+        if protocol == "v1" {
+            // One session resumed across transports: nothing comes twice.
+            assert_eq!(n("sessions"), 1, "{summary}");
+            assert_eq!(n("repeats"), 0, "{summary}");
+        } else {
+            // A new server session per transport (one that broke before delivering is
+            // not counted); repeats are the resent tails.
+            assert!((1..=4).contains(&n("sessions")), "{summary}");
+        }
+        assert!(stdout.contains("check: ok"));
+    }
+}
+
+/// Over msgr2 with no injected failure there is one transport: exactly once, in order.
+#[test]
+fn demo_v2_without_failures_is_exactly_once() {
     let o = demo(&[
         "--messages",
-        "400",
-        "--revoke-every",
-        "7",
+        "300",
         "--fail-every",
-        "100",
+        "0",
+        "--revoke-every",
+        "4",
         "--quiet",
-        "--timeout",
-        "60",
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    println!("{stdout}{stderr}");
-    assert!(o.status.success(), "demo failed: {stderr}");
-    let summary = stdout
-        .lines()
-        .find(|l| l.starts_with("summary: "))
-        .expect("a summary line");
-    let fields: HashMap<&str, &str> = summary["summary: ".len()..]
-        .split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .collect();
-    assert_eq!(fields["sent"], "400");
-    assert_eq!(fields["check"], "ok");
-    // Failures at messages 100, 200 and 300 (none at the last message).
-    assert_eq!(fields["reconnects"], "3");
-    let revoked: u64 = fields["revoked"].parse().unwrap();
-    assert_eq!(revoked, 57, "every 7th message but the last");
-    let parts: u64 = ["removed", "aborted", "dropped", "acked"]
-        .iter()
-        .map(|k| fields[k].parse::<u64>().unwrap())
-        .sum();
-    assert_eq!(parts, revoked);
-    let delivered: u64 = fields["delivered"].parse().unwrap();
-    assert!((400 - revoked..=400).contains(&delivered));
-    assert!(stdout.contains("check: ok"));
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("summary: protocol=v2 "), "{stdout}");
+    assert!(stdout.contains(" repeats=0 "), "{stdout}");
+    assert!(stdout.contains(" sessions=1 "), "{stdout}");
+    assert!(stdout.contains("check: ok: every non-revoked message delivered exactly once"));
 }
 
 #[test]

@@ -1,12 +1,30 @@
 //! `ceph-msgr demo`: a lossless client and an embedded server over loopback TCP, through
 //! the Tokio shim, with revokes and injected connection failures; the outcome is checked.
 //!
-//! The client sends a stream of messages of mixed sizes (64 B to 1 MiB). Every K-th
-//! message is revoked: right after queueing, a little later (so some are cut mid-data),
-//! or a few messages later. Every F messages the client's transport is broken and the
-//! session reconnects. At the end every message that was not revoked must have been
-//! delivered exactly once, in order, byte-identical; a revoked one at most once, and
-//! never if none of its bytes had been written.
+//! The client speaks msgr2.1 crc mode (`--protocol v2`, the default) or msgr v1; the
+//! server accepts both on its one listener. The client sends a stream of messages of
+//! mixed sizes (64 B to 1 MiB). Every K-th message is revoked: right after queueing, a
+//! little later (so some are cut mid-frame: v1 sends the rest as zeros with an aborted
+//! footer, msgr2 as an ABORTED frame; the server drops both), or a few messages later.
+//! Every F messages the client's transport is broken and the session reconnects.
+//!
+//! What is checked depends on what the protocol guarantees here:
+//!
+//! * **v1**: the server keeps the lossless session across transports (the SEQ exchange
+//!   tells the client what it already has), so every message that was not revoked must
+//!   have been delivered exactly once, in order, byte-identical, by one server session; a
+//!   revoked one at most once, and never if none of its bytes had been written.
+//! * **v2**: this crate's server keeps no msgr2 session across transports: a reconnecting
+//!   client gets a new server session. The client is lossless and its peer is not lossy,
+//!   so on a fault ([`Connection::fault`](ceph_msgr::Connection)) it keeps every message
+//!   not yet acknowledged and sends it again, with its seq, on the next transport. So a
+//!   message whose ACK had not reached the client when its transport broke is delivered
+//!   again by the next session. Checked: every message not revoked is delivered at least
+//!   once, byte-identical; each server session delivers in order with no duplicate; the
+//!   first deliveries are in order across sessions; a repeat only comes at the start of
+//!   a session (the resent, unacknowledged tail of the transport before); no session
+//!   without a client transport; never a message none of whose bytes had been written.
+//!   With `--fail-every 0` there is one transport and it is exactly once, as for v1.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
@@ -18,11 +36,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ceph_msgr::conn::{Config, Event};
 use ceph_msgr::shim::tokio::{serve_with, spawn_client, Handle, Options, ServerEvent};
-use ceph_msgr::{Connection, EntityName, EntityType, Message, MsgId, Revoked};
+use ceph_msgr::{Connection, EntityName, EntityType, Message, MsgId, Protocol, Revoked};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 const USAGE: &str = "demo [--messages N] [--revoke-every K] [--fail-every F] [--seed S] \
-                     [--timeout SECS] [--quiet] [--sabotage]";
+                     [--protocol v1|v2] [--timeout SECS] [--quiet] [--sabotage]";
 
 /// Largest message payload.
 const MAX_SIZE: usize = 1 << 20;
@@ -38,6 +56,8 @@ struct Args {
     quiet: bool,
     /// Record wrong bytes for message 1, to show that the checks bite.
     sabotage: bool,
+    /// What the client speaks.
+    protocol: Protocol,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -49,6 +69,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         timeout: Duration::from_secs(120),
         quiet: false,
         sabotage: false,
+        protocol: Protocol::V2,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -65,6 +86,10 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--timeout" => a.timeout = Duration::from_secs(num("--timeout")?),
             "--quiet" | "-q" => a.quiet = true,
             "--sabotage" => a.sabotage = true,
+            "--protocol" => {
+                let v = it.next().ok_or("--protocol needs v1 or v2")?;
+                a.protocol = v.parse().map_err(|e| format!("--protocol: {e}"))?;
+            }
             other => {
                 return Err(format!(
                     "unknown argument `{other}`\nusage: ceph-msgr {USAGE}"
@@ -116,6 +141,8 @@ struct Live {
 struct Received {
     /// Tids in delivery order.
     tids: Vec<u64>,
+    /// (server session, tid) in delivery order.
+    deliveries: Vec<(u64, u64)>,
     /// Delivered messages whose bytes differ from what was sent.
     corrupt: Vec<u64>,
     /// Delivered messages nobody sent.
@@ -202,6 +229,8 @@ fn make(pool: &Bytes, rng: &mut Rng, tid: u64) -> (Message, Sent) {
 enum Fate {
     Removed,
     Aborted,
+    /// msgr2: too far into its frame to abort; the rest went out and the peer delivers it.
+    Completing,
     Dropped,
     /// Revoked too late: already acknowledged (Unknown to the core).
     Acked,
@@ -211,6 +240,7 @@ fn fate(r: Revoked) -> Fate {
     match r {
         Revoked::Removed { .. } => Fate::Removed,
         Revoked::Aborted { .. } => Fate::Aborted,
+        Revoked::Completing { .. } => Fate::Completing,
         Revoked::Dropped { .. } => Fate::Dropped,
         _ => Fate::Acked,
     }
@@ -233,6 +263,8 @@ async fn demo(a: Args) -> Result<(), String> {
     });
     scfg.lossy = false;
     scfg.nonce = 0x5e4e;
+    // One listener for both protocols: the server speaks whichever the client's banner shows.
+    scfg.protocol = Protocol::V2;
     let (stx, srx) = mpsc::channel::<ServerEvent>(1024);
     let server = tokio::spawn(serve_with(listener, scfg, Options::default(), stx));
     let sent_map: Arc<std::sync::Mutex<HashMap<u64, Sent>>> = Arc::default();
@@ -252,6 +284,7 @@ async fn demo(a: Args) -> Result<(), String> {
     ccfg.nonce = 0x00c1_1e47 ^ (a.seed as u32);
     ccfg.backoff_initial = Duration::from_millis(2);
     ccfg.backoff_max = Duration::from_millis(50);
+    ccfg.protocol = a.protocol;
     let opts = Options {
         max_queued_bytes: 8 << 20,
         ..Options::default()
@@ -272,9 +305,10 @@ async fn demo(a: Args) -> Result<(), String> {
 
     if !a.quiet {
         errln!(
-            "ceph-msgr demo: {} messages (64 B .. 1 MiB) to 127.0.0.1:{} via the tokio shim; revoke every {}, break the connection every {}",
+            "ceph-msgr demo: {} messages (64 B .. 1 MiB) to 127.0.0.1:{} over {} via the tokio shim; revoke every {}, break the connection every {}",
             a.messages,
             server_addr.port(),
+            protocol_name(a.protocol),
             a.revoke_every,
             a.fail_every
         );
@@ -373,10 +407,21 @@ async fn demo(a: Args) -> Result<(), String> {
         .map_err(|e| format!("server: {e}"))?;
 
     // Check.
+    let v2 = a.protocol == Protocol::V2;
     let mut problems: Vec<String> = Vec::new();
     problems.extend(client.errors.iter().map(|e| format!("client: {e}")));
     problems.extend(rx.errors.iter().map(|e| format!("server: {e}")));
-    if rx.sessions.len() != 1 {
+    if v2 {
+        // A server session per client transport at most (one that broke before it
+        // delivered anything is not counted).
+        if (rx.sessions.is_empty() && a.messages > 0) || rx.sessions.len() as u64 > client.opens {
+            problems.push(format!(
+                "{} server sessions delivered messages over {} client transports",
+                rx.sessions.len(),
+                client.opens
+            ));
+        }
+    } else if rx.sessions.len() != 1 {
         problems.push(format!(
             "expected one server session to deliver everything, saw {}",
             rx.sessions.len()
@@ -394,23 +439,21 @@ async fn demo(a: Args) -> Result<(), String> {
     for t in &rx.unknown {
         problems.push(format!("message {t} delivered but never sent"));
     }
+    problems.extend(check_order(&rx.deliveries, v2));
     let mut count: HashMap<u64, u32> = HashMap::new();
-    let mut last = 0;
     for &t in &rx.tids {
         *count.entry(t).or_default() += 1;
-        if t <= last {
-            problems.push(format!("message {t} delivered after message {last}"));
-        }
-        last = last.max(t);
     }
     let mut revoked_delivered = 0u64;
     for tid in 1..=a.messages {
         let n = count.get(&tid).copied().unwrap_or(0);
         match fates.get(&tid) {
-            None if n != 1 => problems.push(format!("message {tid} delivered {n} times")),
+            None if n == 0 => problems.push(format!("message {tid} never delivered")),
+            // v2: the repeats were checked above (only at the start of a session).
+            None if n != 1 && !v2 => problems.push(format!("message {tid} delivered {n} times")),
             None => {}
             Some(r) => {
-                if n > 1 {
+                if n > 1 && !v2 {
                     problems.push(format!("revoked message {tid} delivered {n} times"));
                 }
                 if matches!(r, Revoked::Removed { seq: None }) && n > 0 {
@@ -418,44 +461,61 @@ async fn demo(a: Args) -> Result<(), String> {
                         "message {tid} was removed before any byte went out, yet delivered"
                     ));
                 }
-                if fate(*r) == Fate::Acked && n != 1 {
+                if fate(*r) == Fate::Acked && (n == 0 || n > 1 && !v2) {
                     problems.push(format!(
                         "message {tid} was acknowledged before its revoke, yet delivered {n} times"
                     ));
                 }
-                revoked_delivered += u64::from(n);
+                revoked_delivered += u64::from(n.min(1));
             }
         }
     }
     let by = |f: Fate| fates.values().filter(|&&r| fate(r) == f).count();
-    let (removed, aborted, dropped, acked) = (
+    let (removed, aborted, completing, dropped, acked) = (
         by(Fate::Removed),
         by(Fate::Aborted),
+        by(Fate::Completing),
         by(Fate::Dropped),
         by(Fate::Acked),
     );
-    let delivered = rx.tids.len() as u64;
+    // Distinct messages delivered; `repeats` more copies came from resends (v2).
+    let delivered = count.len() as u64;
+    let repeats = rx.tids.len() as u64 - delivered;
     let secs = elapsed.as_secs_f64().max(1e-9);
     let mbps = rx.bytes as f64 / 1e6 / secs;
     let mps = delivered as f64 / secs;
     let reconnects = client.opens.saturating_sub(1);
 
+    let proto = protocol_name(a.protocol);
     outln!(
-        "sent        {} messages, {:.1} MB (64 B .. 1 MiB each)",
+        "sent        {} messages, {:.1} MB (64 B .. 1 MiB each) over {proto}",
         a.messages,
         sent_bytes as f64 / 1e6
     );
     outln!(
-        "delivered   {delivered} messages, {:.1} MB ({revoked_delivered} of them revoked too late to stop)",
-        rx.bytes as f64 / 1e6
+        "delivered   {delivered} messages, {:.1} MB ({revoked_delivered} of them revoked too late to stop){}",
+        rx.bytes as f64 / 1e6,
+        if v2 {
+            format!(
+                "; {repeats} delivered again by a new server session after a reconnect ({} sessions)",
+                rx.sessions.len()
+            )
+        } else {
+            String::new()
+        }
     );
     outln!(
-        "revoked     {}: {removed} removed before any byte went out, {aborted} aborted mid-frame, {dropped} dropped after write, {acked} already acknowledged",
+        "revoked     {}: {removed} removed before any byte went out, {aborted} aborted mid-frame, {completing} too far into the frame to abort, {dropped} dropped after write, {acked} already acknowledged",
         fates.len()
     );
     outln!(
-        "            the server dropped {} aborted frames",
-        rx.aborted_frames
+        "            the server dropped {} aborted {}",
+        rx.aborted_frames,
+        if v2 {
+            "frames (ABORTED epilogue)"
+        } else {
+            "frames (aborted footer)"
+        }
     );
     outln!(
         "reconnects  {reconnects} ({injected} injected failures, {} client faults); {keepalives} keepalives, {} answered",
@@ -463,23 +523,33 @@ async fn demo(a: Args) -> Result<(), String> {
     );
     outln!("throughput  {mbps:.1} MB/s, {mps:.0} msgs/s");
     outln!(
-        "elapsed     {:.2} s; the server session {}",
+        "elapsed     {:.2} s; the {}server session {}",
         secs,
+        if v2 { "last " } else { "" },
         if rx.closed {
             "ended with the client's CLOSE"
+        } else if v2 {
+            "saw the client's transport end (msgr2 has no CLOSE frame)"
         } else {
             "saw the transport end (the client closed while reconnecting)"
         }
     );
     outln!(
-        "summary: sent={} delivered={delivered} revoked={} removed={removed} aborted={aborted} dropped={dropped} acked={acked} reconnects={reconnects} bytes={} mb_per_s={mbps:.1} msgs_per_s={mps:.0} elapsed_s={secs:.2} check={}",
+        "summary: protocol={} sent={} delivered={delivered} repeats={repeats} revoked={} removed={removed} aborted={aborted} completing={completing} dropped={dropped} acked={acked} aborted_frames={} reconnects={reconnects} sessions={} bytes={} mb_per_s={mbps:.1} msgs_per_s={mps:.0} elapsed_s={secs:.2} check={}",
+        a.protocol,
         a.messages,
         fates.len(),
+        rx.aborted_frames,
+        rx.sessions.len(),
         rx.bytes,
         if problems.is_empty() { "ok" } else { "FAILED" }
     );
     if problems.is_empty() {
-        outln!("check: ok: every non-revoked message delivered exactly once, in order, byte-identical; revoked ones at most once");
+        if v2 && repeats > 0 {
+            outln!("check: ok: every non-revoked message delivered, byte-identical, in order; repeats only where a new server session took the resent, unacknowledged tail of a broken transport (msgr2: no session resume here); revoked ones not resent after their revoke");
+        } else {
+            outln!("check: ok: every non-revoked message delivered exactly once, in order, byte-identical; revoked ones at most once");
+        }
         Ok(())
     } else {
         let n = problems.len();
@@ -489,6 +559,67 @@ async fn demo(a: Args) -> Result<(), String> {
             problems.join("\n  ")
         ))
     }
+}
+
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::V1 => "msgr v1",
+        _ => "msgr2.1 crc",
+    }
+}
+
+/// The order problems of `deliveries` ((server session, tid), in the order the server
+/// reported them). Without `resends` (v1: one session resumed across transports) the
+/// tids must strictly increase. With them (v2: a new server session per transport, the
+/// client resending what was not acknowledged): each session's tids strictly increase; a
+/// tid an earlier session delivered may come again only in the run at the start of a
+/// session (before its first new tid); and the first deliveries strictly increase.
+/// Sessions are taken in the order of their numbers, which is the order the server
+/// accepted their transports (the client has one at a time); their events may interleave.
+fn check_order(deliveries: &[(u64, u64)], resends: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !resends {
+        let mut last = 0;
+        for &(_, t) in deliveries {
+            if t <= last {
+                problems.push(format!("message {t} delivered after message {last}"));
+            }
+            last = last.max(t);
+        }
+        return problems;
+    }
+    let mut by_session: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+    for &(s, t) in deliveries {
+        by_session.entry(s).or_default().push(t);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut last_first = 0;
+    for (s, run) in by_session {
+        let mut last = 0;
+        let mut fresh = false;
+        for t in run {
+            if t <= last {
+                problems.push(format!(
+                    "session {s}: message {t} delivered after message {last}"
+                ));
+            }
+            last = last.max(t);
+            if seen.insert(t) {
+                fresh = true;
+                if t <= last_first {
+                    problems.push(format!(
+                        "message {t} first delivered after message {last_first}"
+                    ));
+                }
+                last_first = last_first.max(t);
+            } else if fresh {
+                problems.push(format!(
+                    "session {s}: message {t} delivered again after new messages"
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// Consumes the server's events and checks each message's bytes. Once the client is
@@ -544,6 +675,7 @@ async fn receive(
                 let n = (m.front.len() + m.middle.len() + m.data.len()) as u64;
                 r.bytes += n;
                 r.tids.push(tid);
+                r.deliveries.push((session, tid));
                 seen_last |= tid == last;
                 live.delivered.fetch_add(1, Ordering::Relaxed);
                 live.bytes.fetch_add(n, Ordering::Relaxed);

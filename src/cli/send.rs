@@ -1,6 +1,7 @@
-//! `ceph-msgr send`: a load generator. Sends N messages of a given size to a v1 server
-//! (e.g. `ceph-msgr serve`) through the tokio shim, keeping at most K unacknowledged, waits
-//! until every one is acknowledged, and prints throughput and ack latency.
+//! `ceph-msgr send`: a load generator. Sends N messages of a given size to a server (e.g.
+//! `ceph-msgr serve`) over msgr2.1 crc mode (the default) or msgr v1 through the tokio
+//! shim, keeping at most K unacknowledged, waits until every one is acknowledged, and
+//! prints throughput and ack latency.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -10,8 +11,9 @@ use bytes::Bytes;
 use ceph_msgr::conn::{Config, Connection, Event};
 use ceph_msgr::shim::tokio::{spawn_client, Handle, Options};
 use ceph_msgr::wire::{EntityName, EntityType};
-use ceph_msgr::Message;
+use ceph_msgr::{Message, Protocol};
 
+#[derive(Clone)]
 struct Args {
     addr: SocketAddr,
     size: usize,
@@ -21,6 +23,7 @@ struct Args {
     json: bool,
     connections: u64,
     busy_poll: Option<Duration>,
+    protocol: Protocol,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -35,7 +38,11 @@ fn parse(args: &[String]) -> Result<Args, String> {
         json: false,
         connections: 1,
         busy_poll: None,
+        protocol: Protocol::V2,
     };
+    // From `--protocol`, and from a `v1:` / `v2:` address prefix.
+    let mut chosen: Option<Protocol> = None;
+    let mut prefixed: Option<Protocol> = None;
     let num = |v: Option<&String>, what: &str| -> Result<u64, String> {
         v.ok_or(format!("{what} needs a value"))?
             .replace('_', "")
@@ -55,6 +62,10 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     _ => return Err("--peer takes mon, osd or mds".into()),
                 }
             }
+            "--protocol" => {
+                let v = it.next().ok_or("--protocol needs v1 or v2")?;
+                chosen = Some(v.parse().map_err(|e| format!("--protocol: {e}"))?);
+            }
             "--json" => a.json = true,
             "--connections" => a.connections = num(it.next(), "--connections")?.max(1),
             "--busy-poll-us" => {
@@ -63,12 +74,29 @@ fn parse(args: &[String]) -> Result<Args, String> {
             }
             s if s.starts_with('-') => return Err(format!("unknown option `{s}`")),
             s => {
-                let s = s.strip_prefix("v1:").unwrap_or(s);
-                addr = Some(s.parse().map_err(|_| format!("bad address `{s}`"))?);
+                let bare = if let Some(rest) = s.strip_prefix("v1:") {
+                    prefixed = Some(Protocol::V1);
+                    rest
+                } else if let Some(rest) = s.strip_prefix("v2:") {
+                    prefixed = Some(Protocol::V2);
+                    rest
+                } else {
+                    s
+                };
+                addr = Some(bare.parse().map_err(|_| format!("bad address `{s}`"))?);
             }
         }
     }
-    a.addr = addr.ok_or("send needs ADDR (IP:PORT)")?;
+    a.addr = addr.ok_or("send needs ADDR (IP:PORT, v1:IP:PORT or v2:IP:PORT)")?;
+    a.protocol = match (chosen, prefixed) {
+        (Some(c), Some(p)) if c != p => {
+            return Err(format!(
+                "--protocol {c} contradicts the address's {p}: prefix"
+            ))
+        }
+        (Some(p), _) | (None, Some(p)) => p,
+        (None, None) => Protocol::V2,
+    };
     if a.size > u32::MAX as usize {
         return Err("--size is over the 4 GiB section limit".into());
     }
@@ -96,15 +124,7 @@ async fn drive_all(a: Args) -> Result<(), String> {
     let mut tasks = Vec::new();
     for i in 0..a.connections {
         let count = a.count / a.connections + u64::from(i < a.count % a.connections);
-        tasks.push(tokio::spawn(drive(
-            i,
-            a.addr,
-            a.peer,
-            a.size,
-            count,
-            a.in_flight,
-            a.busy_poll,
-        )));
+        tasks.push(tokio::spawn(drive(i, count, a.clone())));
     }
     let mut latencies = Vec::new();
     for t in tasks {
@@ -124,16 +144,19 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e6
 }
 
-async fn drive(
-    index: u64,
-    addr: SocketAddr,
-    peer: EntityType,
-    size: usize,
-    count: u64,
-    in_flight: u64,
-    busy_poll: Option<Duration>,
-) -> Result<Outcome, String> {
+/// Connection `index`: sends `count` messages as `a` says.
+async fn drive(index: u64, count: u64, a: Args) -> Result<Outcome, String> {
+    let Args {
+        addr,
+        peer,
+        protocol,
+        size,
+        in_flight,
+        busy_poll,
+        ..
+    } = a;
     let mut cfg = Config::client(EntityName::client(0));
+    cfg.protocol = protocol;
     // Unique per connection of this process (the server keys sessions by address+nonce).
     cfg.nonce = (std::process::id() << 12) ^ (index as u32 + 1);
     let opts = Options {
@@ -182,7 +205,21 @@ async fn drive(
                 acked = acked.max(seq);
             }
             Some(Event::Closed { error, .. }) => {
-                return Err(format!("connection closed: {error:?}"));
+                return Err(match error {
+                    // msgr2: the server's HELLO names another entity type than --peer.
+                    Some(ceph_msgr::conn::Error::BadPeerType(t)) if protocol == Protocol::V2 => {
+                        let theirs = u8::try_from(t)
+                            .ok()
+                            .and_then(|t| EntityType::from_u8(t).ok())
+                            .map_or_else(|| format!("type {t}"), |e| e.name().to_owned());
+                        format!(
+                            "connection closed: the server's HELLO says it is {theirs}, not {} (see --peer)",
+                            peer.name()
+                        )
+                    }
+                    Some(e) => format!("connection closed: {e}"),
+                    None => "connection closed".to_owned(),
+                });
             }
             Some(Event::Fault { error }) => return Err(format!("connection fault: {error}")),
             Some(_) => {}
@@ -200,14 +237,14 @@ fn report(a: &Args, elapsed: Duration, mut latencies: Vec<Duration>) {
     let (p50, p99) = (pct(&latencies, 0.5), pct(&latencies, 0.99));
     if a.json {
         outln!(
-            "{{\"count\":{},\"size\":{},\"in_flight\":{},\"connections\":{},\"elapsed_s\":{:.6},\"msgs_per_s\":{:.1},\"mb_per_s\":{:.2},\"gbit_per_s\":{:.3},\"ack_p50_us\":{:.1},\"ack_p99_us\":{:.1}}}",
-            a.count, a.size, a.in_flight, a.connections, secs, a.count as f64 / secs,
+            "{{\"protocol\":\"{}\",\"count\":{},\"size\":{},\"in_flight\":{},\"connections\":{},\"elapsed_s\":{:.6},\"msgs_per_s\":{:.1},\"mb_per_s\":{:.2},\"gbit_per_s\":{:.3},\"ack_p50_us\":{:.1},\"ack_p99_us\":{:.1}}}",
+            a.protocol, a.count, a.size, a.in_flight, a.connections, secs, a.count as f64 / secs,
             bytes / secs / 1e6, bytes * 8.0 / secs / 1e9, p50, p99
         );
     } else {
         outln!(
-            "sent {} messages of {} bytes to {} ({} connection(s), {} in flight each): {:.3} s, {:.0} msgs/s, {:.1} MB/s ({:.2} Gbit/s); ack latency p50 {:.1} µs, p99 {:.1} µs",
-            a.count, a.size, a.addr, a.connections, a.in_flight, secs, a.count as f64 / secs,
+            "sent {} messages of {} bytes to {}:{} ({} connection(s), {} in flight each): {:.3} s, {:.0} msgs/s, {:.1} MB/s ({:.2} Gbit/s); ack latency p50 {:.1} µs, p99 {:.1} µs",
+            a.count, a.size, a.protocol, a.addr, a.connections, a.in_flight, secs, a.count as f64 / secs,
             bytes / secs / 1e6, bytes * 8.0 / secs / 1e9, p50, p99
         );
     }

@@ -1,13 +1,17 @@
-//! `ceph-msgr serve`: a msgr v1 server on the mio reactor that accepts any number of
-//! clients, logs what they send, and prints per-connection totals when stopped.
+//! `ceph-msgr serve`: a Ceph messenger server on the mio reactor that accepts any number
+//! of clients on one port, msgr v1 and msgr2.1 (crc mode) alike (each transport speaks
+//! whichever protocol its client's banner shows), logs what they send, and prints
+//! per-connection totals when stopped.
 //!
 //! Output contract (tests rely on it):
 //!
 //! * the first stdout line is the bound address, exactly `IP:PORT`;
 //! * on SIGINT/SIGTERM, stdout gets one `conn id=… peer=… messages=… payload_bytes=…
-//!   keepalives_answered=… duration_s=… state=…` line per connection and one
-//!   `total connections=… messages=… payload_bytes=… keepalives_answered=…` line, and the
-//!   process exits 0;
+//!   keepalives_answered=… duration_s=… state=… duplicates_dropped=… seq_gaps=…
+//!   aborted_dropped=… protocol=…` line per connection (`protocol=v1`, `v2`, or `-` for a transport that
+//!   never finished its handshake) and one `total connections=… messages=…
+//!   payload_bytes=… keepalives_answered=… duration_s=… duplicates_dropped=… seq_gaps=…
+//!   aborted_dropped=… v1=… v2=…` line, and the process exits 0;
 //! * everything else (opens, messages, closes) is logged on stderr.
 
 use std::collections::BTreeMap;
@@ -22,7 +26,7 @@ use ceph_msgr::conn::Stats;
 use ceph_msgr::shim::mio::{ConnId, Control, Notice, Options, Reactor};
 use ceph_msgr::wire::handshake::{features, protocol};
 use ceph_msgr::wire::{tag, EntityName, EntityType};
-use ceph_msgr::{Config, Event};
+use ceph_msgr::{Config, Event, Protocol};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// Parsed command line.
@@ -34,9 +38,13 @@ struct Opts {
     quiet: bool,
     /// Busy-poll this long after activity before sleeping (`--busy-poll-us`).
     busy_poll: Option<std::time::Duration>,
-    /// Refuse clients that speak another protocol version than our entity type serves
-    /// (BADPROTOVER), as Ceph does; on with `--as` or `--strict`.
+    /// Refuse v1 clients that speak another protocol version than our entity type serves
+    /// (BADPROTOVER), as Ceph does; on with `--as` or `--strict`. msgr2 has no protocol
+    /// version: a v2 client checks our entity type (in HELLO) itself.
     strict: bool,
+    /// `--v1-only`: send the v1 banner at once and speak v1 only (the server before
+    /// msgr2), instead of waiting for the client's banner to pick the protocol.
+    v1_only: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -50,6 +58,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     let mut quiet = false;
     let mut strict = false;
     let mut busy_poll = None;
+    let mut v1_only = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -77,6 +86,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             }
             "--quiet" | "-q" => quiet = true,
             "--strict" => strict = true,
+            "--v1-only" => v1_only = true,
             "--busy-poll-us" => {
                 let v = it.next().ok_or("--busy-poll-us needs a number")?;
                 let us: u64 = v
@@ -95,6 +105,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         quiet,
         busy_poll,
         strict,
+        v1_only,
     })
 }
 
@@ -109,7 +120,13 @@ struct Record {
     /// Messages dropped as duplicates, and delivered after a seq gap.
     duplicates: u64,
     gaps: u64,
+    /// Aborted frames dropped, and those since the last message delivered (msgr2 keeps
+    /// in_seq at an aborted frame, so the next message arrives after a gap of that many).
+    aborted: u64,
+    aborted_run: u64,
     state: &'static str,
+    /// The protocol the client spoke (known once the session opened).
+    protocol: Option<Protocol>,
 }
 
 impl Record {
@@ -118,8 +135,13 @@ impl Record {
     }
 }
 
-fn tag_name(t: u8) -> String {
-    tag::name(t).map_or_else(|| format!("tag{t}"), str::to_owned)
+/// A reply tag's name: a v1 tag, or for msgr2 the frame tag (SERVER_IDENT, AUTH_BAD_METHOD…).
+fn tag_name(t: u8, proto: Option<Protocol>) -> String {
+    let name = match proto {
+        Some(Protocol::V2) => ceph_msgr::v2::frame::Tag::from_u8(t).map(|t| t.name()),
+        _ => tag::name(t),
+    };
+    name.map_or_else(|| format!("tag{t}"), str::to_owned)
 }
 
 /// Runs the subcommand.
@@ -130,6 +152,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     cfg.lossy = !o.lossless;
     cfg.sessions = o.lossless;
     cfg.check_protocol_version = o.strict;
+    // V2 on a server: wait for the client's banner and speak whichever protocol it shows.
+    cfg.protocol = if o.v1_only {
+        Protocol::V1
+    } else {
+        Protocol::V2
+    };
     // A real monitor announces nonce 0; other daemons tell restarts apart by it.
     cfg.nonce = if o.name.ty == EntityType::Mon {
         0
@@ -175,17 +203,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
         writeln!(out, "{bound}").map_err(|e| format!("stdout: {e}"))?;
         out.flush().map_err(|e| format!("stdout: {e}"))?;
     }
-    let proto = match o.name.ty {
-        EntityType::Client => "any protocol".to_owned(),
-        t => format!(
-            "protocol {}",
+    let version = match (o.strict, o.name.ty) {
+        (false, _) | (_, EntityType::Client) => "any protocol version".to_owned(),
+        (true, t) => format!(
+            "protocol version {}",
             protocol::for_peer(t).map_or_else(|| "0".to_owned(), |p| p.to_string())
         ),
     };
     errln!(
-        "serve: listening on {bound} as {} ({}, expecting {proto})",
+        "serve: listening on {bound} as {} ({}; {}, v1 clients with {version})",
         o.name,
-        if o.lossless { "lossless" } else { "lossy" }
+        if o.lossless { "lossless" } else { "lossy" },
+        if o.v1_only {
+            "msgr v1 only"
+        } else {
+            "msgr v1 and msgr2.1 crc clients"
+        }
     );
 
     let started = Instant::now();
@@ -237,7 +270,10 @@ fn handle(
                     keepalives: 0,
                     duplicates: 0,
                     gaps: 0,
+                    aborted: 0,
+                    aborted_run: 0,
                     state: "handshake",
+                    protocol: None,
                 },
             );
         }
@@ -260,15 +296,19 @@ fn handle(
                 } => {
                     r.peer = peer_addr.to_string();
                     r.state = "open";
+                    let proto = ctl.conn(id).map(ceph_msgr::Connection::protocol);
+                    r.protocol = proto;
                     errln!(
-                        "{id} open peer={peer_addr} type={} features={features:#x} reply={} lossy={lossy}",
+                        "{id} open peer={peer_addr} type={} features={features:#x} reply={} lossy={lossy} protocol={}",
                         peer_type.name(),
-                        tag_name(reply_tag),
+                        tag_name(reply_tag, proto),
+                        proto.map_or("?", Protocol::name),
                     );
                 }
                 Event::Message(m) => {
                     let h = &m.header;
                     r.messages += 1;
+                    r.aborted_run = 0;
                     r.payload += h.payload_len();
                     if !quiet {
                         errln!(
@@ -284,6 +324,8 @@ fn handle(
                     }
                 }
                 Event::AbortedMessage(h) => {
+                    r.aborted += 1;
+                    r.aborted_run += 1;
                     errln!("{id} aborted message seq={} (dropped)", h.seq);
                 }
                 Event::Fault { error } => {
@@ -312,7 +354,11 @@ fn handle(
                 }
                 Event::SessionReset { .. } => errln!("{id} session reset by peer"),
                 Event::ConnectRefused { reply_tag, reason } => {
-                    errln!("{id} refused connect: {} ({reason})", tag_name(reply_tag));
+                    let proto = ctl.conn(id).map(ceph_msgr::Connection::protocol);
+                    errln!(
+                        "{id} refused connect: {} ({reason})",
+                        tag_name(reply_tag, proto)
+                    );
                 }
                 Event::OutOfSequence {
                     seq,
@@ -322,6 +368,12 @@ fn handle(
                     if duplicate {
                         r.duplicates += 1;
                         errln!("{id} dropped duplicate message seq={seq} (expected {expected})");
+                    } else if seq - expected == r.aborted_run {
+                        // msgr2: the seqs of the aborted frames just dropped.
+                        errln!(
+                            "{id} seq {seq} follows {} aborted frame(s) (delivered)",
+                            r.aborted_run
+                        );
                     } else {
                         r.gaps += 1;
                         errln!("{id} seq gap: got {seq}, expected {expected} (delivered)");
@@ -337,11 +389,12 @@ fn handle(
 fn print_totals(records: &BTreeMap<ConnId, Record>, ran: Duration) -> io::Result<()> {
     let mut out = io::stdout().lock();
     let (mut msgs, mut bytes, mut kas, mut dups, mut gaps) = (0, 0, 0, 0, 0);
+    let (mut v1, mut v2, mut aborted) = (0, 0, 0);
     for (id, r) in records {
         let dur = r.until.unwrap_or(r.since).duration_since(r.since);
         writeln!(
             out,
-            "conn id={id} peer={} messages={} payload_bytes={} keepalives_answered={} duration_s={:.3} state={} duplicates_dropped={} seq_gaps={}",
+            "conn id={id} peer={} messages={} payload_bytes={} keepalives_answered={} duration_s={:.3} state={} duplicates_dropped={} seq_gaps={} aborted_dropped={} protocol={}",
             r.peer,
             r.messages,
             r.payload,
@@ -349,17 +402,25 @@ fn print_totals(records: &BTreeMap<ConnId, Record>, ran: Duration) -> io::Result
             dur.as_secs_f64(),
             r.state,
             r.duplicates,
-            r.gaps
+            r.gaps,
+            r.aborted,
+            r.protocol.map_or("-", Protocol::name)
         )?;
+        match r.protocol {
+            Some(Protocol::V1) => v1 += 1,
+            Some(Protocol::V2) => v2 += 1,
+            _ => {}
+        }
         msgs += r.messages;
         bytes += r.payload;
         kas += r.keepalives;
         dups += r.duplicates;
         gaps += r.gaps;
+        aborted += r.aborted;
     }
     writeln!(
         out,
-        "total connections={} messages={msgs} payload_bytes={bytes} keepalives_answered={kas} duration_s={:.3} duplicates_dropped={dups} seq_gaps={gaps}",
+        "total connections={} messages={msgs} payload_bytes={bytes} keepalives_answered={kas} duration_s={:.3} duplicates_dropped={dups} seq_gaps={gaps} aborted_dropped={aborted} v1={v1} v2={v2}",
         records.len(),
         ran.as_secs_f64()
     )?;
